@@ -27,7 +27,7 @@ install:
 	install -d $(DESTDIR)$(DATADIR)/app
 	install -m 0644 $(APP_SOURCES) $(DESTDIR)$(DATADIR)/app/
 	ln -sf myapp $(DESTDIR)$(DATADIR)/app/start
-	install -D -m 0755 hooks/post-receive $(DESTDIR)$(DATADIR)/hooks/post-receive
+	install -D -m 0755 hooks/pre-receive $(DESTDIR)$(DATADIR)/hooks/pre-receive
 	install -d $(DESTDIR)$(DATADIR)/provision
 	install -m 0755 provision/myapp-zdd-* $(DESTDIR)$(DATADIR)/provision/
 	install -m 0644 provision/common.sh $(DESTDIR)$(DATADIR)/provision/

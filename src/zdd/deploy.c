@@ -1,0 +1,553 @@
+/*
+ * The handover: deploy, rollback and restart all go through it.
+ *
+ *   lock -> [checkout -> build] -> start <APP>@<id> beside the live one
+ *   -> health via its own probe socket -> swap previous, current
+ *   -> restart <APP>.service (the side instance keeps serving)
+ *   -> health of main -> stop the side instance -> [prune] -> history
+ *
+ * Before the swap every failure leaves the live release untouched.  After
+ * it, a failure swaps back and restarts main on the old release; if even
+ * that fails the side instance is left running so something still serves.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zdd.h"
+
+#define STOP_TIMEOUT_S    120  /* TimeoutStopSec=30 in the units, plus margin */
+#define RESTART_EXTRA_S   60   /* restart = stop (drain) + start (ready) */
+#define JOURNAL_LINES     20
+
+volatile sig_atomic_t zdd_interrupted;
+
+enum action { ACT_DEPLOY, ACT_ROLLBACK, ACT_RESTART };
+
+struct run {
+	const struct zdd_config *cfg;
+	enum action action;
+	struct deploy_record rec;
+	int lock_fd;
+	bool new_release;  /* created by this run: removed on failure */
+	bool swapped;
+	double t0, step_t0;
+	char id[ZDD_ID_MAX];
+	char sha[ZDD_SHA_MAX + 1];
+	char old_current[ZDD_ID_MAX];
+	char old_previous[ZDD_ID_MAX];
+	char main_unit[ZDD_NAME_MAX + 16];
+	char side_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 16];
+	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
+	char reason[1024];
+	char final[1536];
+};
+
+static const char *const action_names[] = { "deploy", "rollback", "restart" };
+
+static void
+run_init(struct run *r, const struct zdd_config *cfg, enum action action,
+    const char *user)
+{
+	memset(r, 0, sizeof(*r));
+	r->cfg = cfg;
+	r->action = action;
+	r->lock_fd = -1;
+	r->t0 = clock_seconds();
+	r->rec.action = action_names[action];
+	r->rec.user = user;
+	r->rec.started = time(NULL);
+	unit_name(cfg, "main", NULL, r->main_unit, sizeof(r->main_unit));
+}
+
+static void
+step_begin(struct run *r)
+{
+	r->step_t0 = clock_seconds();
+}
+
+static void
+step_end(struct run *r, const char *name, bool ok)
+{
+	double s = clock_seconds() - r->step_t0;
+
+	log_step(name, ok ? "ok" : "FAILED", s);
+	if (r->rec.nsteps < ZDD_STEPS_MAX) {
+		r->rec.steps[r->rec.nsteps].name = name;
+		r->rec.steps[r->rec.nsteps].seconds = s;
+		r->rec.nsteps++;
+	}
+	if (!ok && r->rec.failed_step == NULL)
+		r->rec.failed_step = name;
+}
+
+static bool
+interrupted(struct run *r, const char *name)
+{
+	if (!zdd_interrupted)
+		return false;
+	snprintf(r->reason, sizeof(r->reason), "interrupted");
+	if (r->rec.failed_step == NULL)
+		r->rec.failed_step = name;
+	return true;
+}
+
+static const char *
+live_text(const char *id)
+{
+	return id[0] ? id : "no release";
+}
+
+/* "<id> still serving", or what to say when nothing was live. */
+static void
+set_still_serving(struct run *r)
+{
+	if (r->old_current[0])
+		snprintf(r->final, sizeof(r->final), "%s still serving",
+		    r->old_current);
+	else
+		snprintf(r->final, sizeof(r->final), "nothing was live "
+		    "before, nothing changed");
+}
+
+/* History line, final dashboard line, unlock. */
+static int
+finish(struct run *r, int code)
+{
+	static const char *const results[] = {
+		[ZDD_EXIT_OK] = "ok", [ZDD_EXIT_FAILED] = "failed",
+		[ZDD_EXIT_USAGE] = "failed", [ZDD_EXIT_LOCK] = "failed",
+		[ZDD_EXIT_ROLLED_BACK] = "rolled-back",
+		[ZDD_EXIT_BROKEN] = "broken",
+	};
+	double total = clock_seconds() - r->t0;
+
+	r->rec.finished = time(NULL);
+	r->rec.result = results[code];
+	r->rec.id = r->id[0] ? r->id : NULL;
+	r->rec.revision = r->sha[0] ? r->sha : NULL;
+	r->rec.reason = code == ZDD_EXIT_OK ? NULL : r->reason;
+	if (r->lock_fd >= 0)
+		history_append(r->cfg->app_root, &r->rec);
+	if (code == ZDD_EXIT_OK) {
+		static const char *const done[] = { "deployed", "rolled back to",
+		    "restarted" };
+
+		log_info("%s %s in %.1f s", done[r->action], r->id, total);
+	} else {
+		log_info("%s failed at %s: %s; %s", action_names[r->action],
+		    r->rec.failed_step ? r->rec.failed_step : "start",
+		    r->reason, r->final);
+	}
+	lock_release(r->lock_fd);
+	r->lock_fd = -1;
+	return code;
+}
+
+static int
+take_lock(struct run *r)
+{
+	int rc;
+
+	step_begin(r);
+	rc = lock_acquire(r->cfg->app_root, r->cfg->lock_timeout, &r->lock_fd);
+	step_end(r, "lock", rc == 0);
+	if (rc == 0)
+		return 0;
+	snprintf(r->reason, sizeof(r->reason), rc == -ETIMEDOUT ?
+	    "another deploy holds the lock" : rc == -ECANCELED ?
+	    "interrupted" : "cannot take the deploy lock");
+	snprintf(r->final, sizeof(r->final), "nothing changed");
+	return finish(r, rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED);
+}
+
+static int
+read_links(struct run *r)
+{
+	int rc;
+
+	rc = release_link_read(r->cfg->app_root, "current", r->old_current,
+	    sizeof(r->old_current));
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = release_link_read(r->cfg->app_root, "previous", r->old_previous,
+	    sizeof(r->old_previous));
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	return 0;
+}
+
+static void
+stop_side(struct run *r)
+{
+	units_run(r->cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
+	    r->side_probe_unit);
+}
+
+static int
+fail_before_swap(struct run *r, bool show_journal)
+{
+	stop_side(r);
+	if (show_journal)
+		units_journal_tail(r->cfg, r->side_unit, JOURNAL_LINES);
+	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
+		log_info("       removed release %s", r->id);
+	set_still_serving(r);
+	return finish(r, ZDD_EXIT_FAILED);
+}
+
+static int
+restore_links(struct run *r)
+{
+	int rc = 0;
+
+	if (r->old_current[0] == '\0')
+		return release_link_remove(r->cfg->app_root, "current");
+	if (release_link_swap(r->cfg->app_root, "current", r->old_current) < 0)
+		rc = -EIO;
+	if (r->old_previous[0] != '\0') {
+		if (release_link_swap(r->cfg->app_root, "previous",
+		    r->old_previous) < 0)
+			rc = -EIO;
+	} else if (release_link_remove(r->cfg->app_root, "previous") < 0) {
+		rc = -EIO;
+	}
+	return rc;
+}
+
+static int
+main_healthy(struct run *r, char *why, size_t whylen)
+{
+	char sock[ZDD_PATH_MAX + 96];
+
+	if (probe_socket_path(r->cfg, NULL, sock, sizeof(sock)) < 0) {
+		snprintf(why, whylen, "probe socket path too long");
+		return -ENAMETOOLONG;
+	}
+	return probe_wait_healthy(sock, r->cfg->health_path,
+	    r->cfg->health_timeout, why, whylen);
+}
+
+/*
+ * Main did not come up (or is unhealthy) on the new release.  The side
+ * instance still serves the new release meanwhile.
+ */
+static int
+fail_after_swap(struct run *r)
+{
+	char why[512];
+
+	units_journal_tail(r->cfg, r->main_unit, JOURNAL_LINES);
+	if (!r->swapped) {
+		/* restart: main failed on the release that was live. */
+		snprintf(r->final, sizeof(r->final), "%s left running to keep "
+		    "serving %s; fix %s, then run 'myapp-zdd restart'",
+		    r->side_unit, r->id, r->main_unit);
+		return finish(r, ZDD_EXIT_BROKEN);
+	}
+	log_info("-----> restoring %s", live_text(r->old_current));
+	if (restore_links(r) < 0) {
+		snprintf(r->final, sizeof(r->final), "cannot restore the "
+		    "current/previous links; %s left running to keep serving "
+		    "%s", r->side_unit, r->id);
+		return finish(r, ZDD_EXIT_BROKEN);
+	}
+	if (r->old_current[0] == '\0') {
+		/* Nothing was live before: back to nothing. */
+		stop_side(r);
+		if (r->new_release)
+			release_remove(r->cfg->app_root, r->id);
+		snprintf(r->final, sizeof(r->final), "links restored, nothing "
+		    "was live before");
+		return finish(r, ZDD_EXIT_ROLLED_BACK);
+	}
+	if (units_run(r->cfg, r->cfg->ready_timeout + RESTART_EXTRA_S,
+	    "restart", r->main_unit, NULL) < 0 ||
+	    main_healthy(r, why, sizeof(why)) < 0) {
+		snprintf(r->final, sizeof(r->final), "%s did not come back on "
+		    "%s either; %s left running to keep serving %s",
+		    r->main_unit, r->old_current, r->side_unit, r->id);
+		return finish(r, ZDD_EXIT_BROKEN);
+	}
+	stop_side(r);
+	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
+		log_info("       removed release %s", r->id);
+	snprintf(r->final, sizeof(r->final), "rolled back, %s serving",
+	    r->old_current);
+	return finish(r, ZDD_EXIT_ROLLED_BACK);
+}
+
+/* Everything after the release exists on disk; returns an exit code
+ * only on failure (finish() called), 0 when the caller should go on. */
+static int
+handover(struct run *r)
+{
+	const struct zdd_config *cfg = r->cfg;
+	char sock[ZDD_PATH_MAX + 96];
+	int rc;
+
+	unit_name(cfg, "side", r->id, r->side_unit, sizeof(r->side_unit));
+	unit_name(cfg, "side-probe", r->id, r->side_probe_unit,
+	    sizeof(r->side_probe_unit));
+	if (probe_socket_path(cfg, r->id, sock, sizeof(sock)) < 0) {
+		snprintf(r->reason, sizeof(r->reason), "probe socket path for "
+		    "%s too long (PROBE_SOCKET_DIR)", r->id);
+		return fail_before_swap(r, false);
+	}
+	if (interrupted(r, "start"))
+		return fail_before_swap(r, false);
+
+	step_begin(r);
+	rc = units_run(cfg, cfg->ready_timeout, "start", r->side_unit, NULL);
+	step_end(r, "start", rc == 0);
+	if (rc < 0) {
+		if (rc == -ETIMEDOUT)
+			snprintf(r->reason, sizeof(r->reason), "%s did not "
+			    "become ready within %u s (READY_TIMEOUT); journal "
+			    "above", r->side_unit, cfg->ready_timeout);
+		else
+			snprintf(r->reason, sizeof(r->reason), "%s failed to "
+			    "start; journal above", r->side_unit);
+		return fail_before_swap(r, true);
+	}
+	if (interrupted(r, "health"))
+		return fail_before_swap(r, false);
+
+	step_begin(r);
+	rc = probe_wait_healthy(sock, cfg->health_path, cfg->health_timeout,
+	    r->reason, sizeof(r->reason));
+	step_end(r, "health", rc == 0);
+	if (rc < 0)
+		return fail_before_swap(r, true);
+	if (interrupted(r, "swap"))
+		return fail_before_swap(r, false);
+
+	/* From here on the run completes: interrupting it half-way would
+	 * be worse than finishing (every step is time-bounded). */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+
+	if (r->action != ACT_RESTART) {
+		step_begin(r);
+		rc = 0;
+		if (r->old_current[0] && strcmp(r->old_current, r->id) != 0)
+			rc = release_link_swap(cfg->app_root, "previous",
+			    r->old_current);
+		if (rc == 0)
+			rc = release_link_swap(cfg->app_root, "current", r->id);
+		step_end(r, "swap", rc == 0);
+		if (rc < 0) {
+			snprintf(r->reason, sizeof(r->reason),
+			    "cannot swap the current link");
+			restore_links(r);
+			return fail_before_swap(r, false);
+		}
+		r->swapped = true;
+	}
+
+	step_begin(r);
+	rc = units_run(cfg, cfg->ready_timeout + RESTART_EXTRA_S, "restart",
+	    r->main_unit, NULL);
+	step_end(r, "restart", rc == 0);
+	if (rc < 0) {
+		snprintf(r->reason, sizeof(r->reason), "%s did not restart "
+		    "on %s", r->main_unit, r->id);
+		return fail_after_swap(r);
+	}
+
+	step_begin(r);
+	rc = main_healthy(r, r->reason, sizeof(r->reason));
+	step_end(r, "verify", rc == 0);
+	if (rc < 0)
+		return fail_after_swap(r);
+
+	/* The side instance drains its in-flight requests and exits. */
+	step_begin(r);
+	rc = units_run(cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
+	    r->side_probe_unit);
+	step_end(r, "drain", rc == 0);
+	if (rc < 0)
+		log_warn("%s did not stop cleanly; the new release is live "
+		    "anyway", r->side_unit);
+	/* One left running by an earlier failed restore (exit 5) would serve
+	 * an old release forever, and outlive its directory when pruned. */
+	units_side_instances(cfg, true);
+	return 0;
+}
+
+int
+deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
+{
+	const char *command = rq->build_command ? rq->build_command :
+	    cfg->build_command;
+	unsigned pruned = 0;
+	struct run r;
+	int rc;
+
+	run_init(&r, cfg, ACT_DEPLOY, rq->user);
+	r.rec.branch = rq->branch;
+	if (rq->rev != NULL && rq->branch != NULL)
+		log_info("-----> %s: deploying %s at %.7s", cfg->app, rq->branch,
+		    rq->rev);
+	else
+		log_info("-----> %s: deploying %s", cfg->app, rq->rev ? rq->rev :
+		    cfg->branch);
+	rc = take_lock(&r);
+	if (rc != 0)
+		return rc;
+
+	step_begin(&r);
+	rc = read_links(&r);
+	if (rc == 0 && rq->expect_old != NULL) {
+		rc = branch_check_unmoved(cfg, rq->expect_old, r.reason,
+		    sizeof(r.reason));
+		if (rc < 0 && r.reason[0] != '\0')
+			log_err("%s", r.reason);
+	}
+	if (rc == 0)
+		rc = release_resolve(cfg, rq->rev, r.sha, sizeof(r.sha));
+	if (rc == 0)
+		rc = release_id_pick(cfg->app_root, r.sha, r.id, sizeof(r.id));
+	if (rc == 0 && !interrupted(&r, "checkout"))
+		rc = release_checkout(cfg, r.sha, r.id);
+	else if (rc == 0)
+		rc = -ECANCELED;
+	step_end(&r, "checkout", rc == 0);
+	if (rc < 0) {
+		if (r.reason[0] == '\0')
+			snprintf(r.reason, sizeof(r.reason), "cannot check "
+			    "out %s", rq->rev ? rq->rev : cfg->branch);
+		r.id[0] = '\0';
+		set_still_serving(&r);
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+	r.new_release = true;
+	log_info("       release %s (revision %s)", r.id, r.sha);
+
+	step_begin(&r);
+	rc = build_run(cfg, r.id, command, r.reason, sizeof(r.reason));
+	step_end(&r, "build", rc == 0);
+	if (rc < 0 || interrupted(&r, "build")) {
+		if (release_remove(cfg->app_root, r.id) == 0)
+			log_info("       removed release %s", r.id);
+		set_still_serving(&r);
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+
+	rc = handover(&r);
+	if (rc != 0)
+		return rc;
+
+	step_begin(&r);
+	rc = release_prune(cfg, &pruned);
+	step_end(&r, "prune", rc == 0);
+	if (rc < 0)
+		log_warn("pruning failed; the deploy itself succeeded");
+	else if (pruned > 0)
+		log_info("       removed %u old release%s", pruned,
+		    pruned == 1 ? "" : "s");
+	if (rq->expect_old != NULL)
+		branch_record(cfg, r.sha);
+	return finish(&r, ZDD_EXIT_OK);
+}
+
+static bool
+release_startable(const struct zdd_config *cfg, const char *id)
+{
+	char path[ZDD_PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/releases/%s/start", cfg->app_root,
+	    id);
+	return access(path, X_OK) == 0;
+}
+
+int
+rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
+{
+	struct run r;
+	int rc;
+
+	run_init(&r, cfg, ACT_ROLLBACK, user);
+	if (id != NULL && !release_id_valid(id)) {
+		log_err("'%s' is not a release id (see 'myapp-zdd releases')",
+		    id);
+		return ZDD_EXIT_USAGE;
+	}
+	rc = take_lock(&r);
+	if (rc != 0)
+		return rc;
+	if (read_links(&r) < 0) {
+		snprintf(r.reason, sizeof(r.reason), "cannot read the "
+		    "current/previous links");
+		snprintf(r.final, sizeof(r.final), "nothing changed");
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+	if (id == NULL && r.old_previous[0] == '\0') {
+		snprintf(r.reason, sizeof(r.reason), "there is no previous "
+		    "release");
+		set_still_serving(&r);
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old_previous);
+	log_info("-----> %s: rolling back from %s to %s", cfg->app,
+	    live_text(r.old_current), r.id);
+	if (strcmp(r.id, r.old_current) == 0 ||
+	    !release_startable(cfg, r.id)) {
+		snprintf(r.reason, sizeof(r.reason),
+		    strcmp(r.id, r.old_current) == 0 ? "%s is already live" :
+		    "release %s does not exist or has no executable start",
+		    r.id);
+		set_still_serving(&r);
+		r.id[0] = '\0';
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
+	    sizeof(r.sha)) < 0)
+		r.sha[0] = '\0';
+	rc = handover(&r);
+	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);
+}
+
+int
+restart_run(const struct zdd_config *cfg, const char *user)
+{
+	struct run r;
+	int rc;
+
+	run_init(&r, cfg, ACT_RESTART, user);
+	rc = take_lock(&r);
+	if (rc != 0)
+		return rc;
+	if (read_links(&r) < 0 || r.old_current[0] == '\0') {
+		snprintf(r.reason, sizeof(r.reason), "no current release "
+		    "(nothing deployed yet?)");
+		snprintf(r.final, sizeof(r.final), "nothing changed");
+		return finish(&r, ZDD_EXIT_FAILED);
+	}
+	snprintf(r.id, sizeof(r.id), "%s", r.old_current);
+	log_info("-----> %s: restarting %s through a handover", cfg->app, r.id);
+	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
+	    sizeof(r.sha)) < 0)
+		r.sha[0] = '\0';
+	rc = handover(&r);
+	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);
+}
+
+int
+prune_run(const struct zdd_config *cfg)
+{
+	unsigned removed = 0;
+	int fd, rc;
+
+	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd);
+	if (rc < 0)
+		return rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED;
+	rc = release_prune(cfg, &removed);
+	lock_release(fd);
+	log_info("removed %u release%s (keeping %u, current and previous)",
+	    removed, removed == 1 ? "" : "s", cfg->keep_releases);
+	return rc < 0 ? ZDD_EXIT_FAILED : ZDD_EXIT_OK;
+}

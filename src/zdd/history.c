@@ -1,0 +1,124 @@
+/*
+ * Deploy history: one JSON object per line in APP_ROOT/deploys.jsonl,
+ * appended with a single write(2) on an O_APPEND fd so lines never
+ * interleave.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "zdd.h"
+
+static int
+add_string(json_object *o, const char *key, const char *value)
+{
+	json_object *v;
+
+	if (value == NULL)
+		return json_object_object_add(o, key, NULL);
+	v = json_object_new_string(value);
+	if (v == NULL)
+		return -1;
+	return json_object_object_add(o, key, v);
+}
+
+static int
+add_time(json_object *o, const char *key, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return -1;
+	return add_string(o, key, buf);
+}
+
+int
+history_format(const struct deploy_record *r, char **line)
+{
+	json_object *o, *steps;
+	const char *text;
+	int bad = 0;
+
+	*line = NULL;
+	o = json_object_new_object();
+	steps = json_object_new_object();
+	if (o == NULL || steps == NULL) {
+		json_object_put(o);
+		json_object_put(steps);
+		return -ENOMEM;
+	}
+	bad |= add_string(o, "action", r->action);
+	bad |= add_string(o, "id", r->id);
+	bad |= add_string(o, "revision", r->revision);
+	bad |= add_string(o, "branch", r->branch);
+	bad |= add_string(o, "user", r->user);
+	bad |= add_time(o, "started", r->started);
+	bad |= add_time(o, "finished", r->finished);
+	bad |= add_string(o, "result", r->result);
+	bad |= add_string(o, "failed_step", r->failed_step);
+	bad |= add_string(o, "reason", r->reason);
+	for (size_t i = 0; i < r->nsteps && i < ZDD_STEPS_MAX; i++) {
+		/* milliseconds are enough and keep the line short */
+		char text[32];
+		json_object *v;
+
+		snprintf(text, sizeof(text), "%.3f", r->steps[i].seconds);
+		v = json_object_new_double_s(r->steps[i].seconds, text);
+
+		if (v == NULL ||
+		    json_object_object_add(steps, r->steps[i].name, v) < 0)
+			bad = 1;
+	}
+	if (json_object_object_add(o, "seconds", steps) < 0) {
+		json_object_put(steps);
+		bad = 1;
+	}
+	text = bad ? NULL : json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (text != NULL && asprintf(line, "%s\n", text) < 0)
+		*line = NULL;
+	json_object_put(o);
+	return *line ? 0 : -ENOMEM;
+}
+
+int
+history_append(const char *app_root, const struct deploy_record *r)
+{
+	char path[ZDD_PATH_MAX + 32];
+	char *line;
+	ssize_t len;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/deploys.jsonl", app_root);
+	rc = history_format(r, &line);
+	if (rc < 0) {
+		log_err("cannot record the deploy in %s: out of memory", path);
+		return rc;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	if (fd < 0) {
+		rc = -errno;
+		log_err("cannot record the deploy in %s: %m", path);
+		free(line);
+		return rc;
+	}
+	len = (ssize_t)strlen(line);
+	if (write(fd, line, (size_t)len) != len) {
+		rc = errno ? -errno : -EIO;
+		log_err("cannot record the deploy in %s: %m", path);
+	}
+	if (close(fd) < 0 && rc == 0) {
+		rc = -errno;
+		log_err("cannot record the deploy in %s: %m", path);
+	}
+	free(line);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * systemd: systemctl and journalctl, exec'd directly with
+ * --no-ask-password (a push has no terminal to ask on; polkit decides).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "zdd.h"
+
+/* kind: "main" <APP>.service, "side" <APP>@<id>.service,
+ * "side-probe" <APP>-probe@<id>.socket, "socket" <APP>.socket,
+ * "probe" <APP>-probe.socket. */
+int
+unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
+    char *out, size_t n)
+{
+	int len;
+
+	if (strcmp(kind, "main") == 0)
+		len = snprintf(out, n, "%s.service", cfg->app);
+	else if (strcmp(kind, "socket") == 0)
+		len = snprintf(out, n, "%s.socket", cfg->app);
+	else if (strcmp(kind, "probe") == 0)
+		len = snprintf(out, n, "%s-probe.socket", cfg->app);
+	else if (strcmp(kind, "side") == 0 && id)
+		len = snprintf(out, n, "%s@%s.service", cfg->app, id);
+	else if (strcmp(kind, "side-probe") == 0 && id)
+		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
+	else
+		return -EINVAL;
+	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
+}
+
+int
+units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
+    const char *unit1, const char *unit2)
+{
+	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
+	    (char *)verb, (char *)unit1, (char *)unit2, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
+	    .timeout_s = timeout_s };
+	char why[64];
+	int status, rc;
+
+	rc = spawn_run(argv, &o, &status);
+	if (rc == -ETIMEDOUT) {
+		log_err("systemctl %s %s took more than %u s", verb, unit1,
+		    timeout_s);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (!spawn_ok(status)) {
+		spawn_describe(status, why, sizeof(why));
+		log_err("systemctl %s %s%s%s failed (%s)", verb, unit1,
+		    unit2 ? " " : "", unit2 ? unit2 : "", why);
+		return -EIO;
+	}
+	return 0;
+}
+
+void
+units_journal_tail(const struct zdd_config *cfg, const char *unit,
+    unsigned lines)
+{
+	char n[16];
+	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "-u",
+	    (char *)unit, "-n", n, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
+	    .timeout_s = 30 };
+	int status;
+
+	snprintf(n, sizeof(n), "%u", lines);
+	log_info("       last %u journal lines of %s:", lines, unit);
+	if (spawn_run(argv, &o, &status) < 0 || !spawn_ok(status))
+		log_info("       (journal not readable: is the deploy user in "
+		    "group systemd-journal?)");
+}
+
+/* Print a unit's state in one line: "<unit>: active (running) since ...". */
+int
+units_show(const struct zdd_config *cfg, const char *unit)
+{
+	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager",
+	    "-p", "ActiveState", "-p", "SubState",
+	    "-p", "ActiveEnterTimestamp", (char *)unit, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
+	    .timeout_s = 30 };
+	char out[1024], active[64] = "?", sub[64] = "?", since[128] = "";
+	int status, rc;
+
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc < 0 || !spawn_ok(status)) {
+		log_info("%-28s unknown (systemctl show failed)", unit);
+		return rc < 0 ? rc : -EIO;
+	}
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "ActiveState=", 12) == 0)
+			snprintf(active, sizeof(active), "%s", line + 12);
+		else if (strncmp(line, "SubState=", 9) == 0)
+			snprintf(sub, sizeof(sub), "%s", line + 9);
+		else if (strncmp(line, "ActiveEnterTimestamp=", 21) == 0)
+			snprintf(since, sizeof(since), "%s", line + 21);
+	}
+	log_info("%-28s %s (%s)%s%s", unit, active, sub,
+	    since[0] ? " since " : "", since);
+	return strcmp(active, "active") == 0 ? 0 : 1;
+}
+
+/*
+ * Side instances still loaded (a handover in progress, or one left running
+ * after a failed restore).  With stop_strays, stop them and their probe
+ * sockets (after a successful handover nothing but main should serve);
+ * otherwise list them.  Returns how many were found.
+ */
+int
+units_side_instances(const struct zdd_config *cfg, bool stop_strays)
+{
+	char pattern[ZDD_NAME_MAX + 16], out[4096];
+	char *argv[] = { (char *)cfg->systemctl, "list-units", "--no-legend",
+	    "--plain", "--no-pager", pattern, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
+	    .timeout_s = 30 };
+	size_t prefix = strlen(cfg->app) + 1;
+	unsigned count = 0;
+	int status, rc;
+
+	snprintf(pattern, sizeof(pattern), "%s@*.service", cfg->app);
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc < 0 || !spawn_ok(status))
+		return rc < 0 ? rc : -EIO;
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char unit[128], load[32], active[32], sub[32], id[ZDD_ID_MAX];
+		char probe[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
+		size_t len;
+
+		if (sscanf(line, "%127s %31s %31s %31s", unit, load, active,
+		    sub) != 4)
+			continue;
+		len = strlen(unit);
+		if (len <= prefix + 8 || len - prefix - 8 >= sizeof(id))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", (int)(len - prefix - 8),
+		    unit + prefix);
+		if (!release_id_valid(id))
+			continue;
+		count++;
+		if (!stop_strays) {
+			log_info("%-28s %s (%s)  <- side instance", unit,
+			    active, sub);
+			continue;
+		}
+		log_info("       stopping stray %s", unit);
+		if (unit_name(cfg, "side-probe", id, probe, sizeof(probe)) == 0)
+			units_run(cfg, 120, "stop", unit, probe);
+	}
+	return (int)count;
+}

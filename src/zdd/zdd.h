@@ -1,0 +1,200 @@
+/*
+ * myapp-zdd: zero-downtime deploy engine — interfaces shared between the
+ * engine's files.  Everything not declared here is static to its file.
+ */
+#ifndef ZDD_H
+#define ZDD_H
+
+#include <stdbool.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define ZDD_VERSION        "0.1.0"
+#define ZDD_DEFAULT_CONFIG "/etc/myapp-zdd/myapp-zdd.conf"
+#define ZDD_CLEAN_PATH     "/usr/local/bin:/usr/bin:/bin"
+
+/* Exit codes (documented in myapp-zdd.8). */
+enum zdd_exit {
+	ZDD_EXIT_OK = 0,          /* done */
+	ZDD_EXIT_FAILED = 1,      /* failed before the swap: nothing live changed */
+	ZDD_EXIT_USAGE = 2,       /* usage or configuration error */
+	ZDD_EXIT_LOCK = 3,        /* another deploy held the lock too long */
+	ZDD_EXIT_ROLLED_BACK = 4, /* failed after the swap, previous release restored */
+	ZDD_EXIT_BROKEN = 5,      /* failed after the swap and restoring failed too */
+};
+
+#define ZDD_NAME_MAX   64   /* APP, DEPLOY_USER */
+#define ZDD_PATH_MAX   1024 /* every configured path */
+#define ZDD_VALUE_MAX  1024 /* longest config value (BUILD_COMMAND) */
+#define ZDD_LINE_MAX   4096 /* longest config / ref line */
+#define ZDD_REF_MAX    256  /* ref and branch names */
+#define ZDD_SHA_MAX    64   /* sha-1 (40) or sha-256 (64) hex */
+#define ZDD_ID_MAX     32   /* YYYYmmddHHMMSS-abcdef1 is 22 */
+#define ZDD_STEPS_MAX  16
+
+/* config.c */
+struct zdd_config {
+	char app[ZDD_NAME_MAX + 1];
+	char deploy_user[ZDD_NAME_MAX + 1];
+	char repo[ZDD_PATH_MAX];
+	char app_root[ZDD_PATH_MAX];
+	char branch[ZDD_REF_MAX];
+	unsigned keep_releases;
+	char build_command[ZDD_VALUE_MAX];
+	unsigned build_timeout;
+	unsigned ready_timeout;
+	char health_path[ZDD_REF_MAX];
+	unsigned health_timeout;
+	unsigned lock_timeout;
+	char probe_socket_dir[ZDD_PATH_MAX];
+	/* Programs run; overridable so tests can stand in for systemd. */
+	char systemctl[ZDD_PATH_MAX];
+	char journalctl[ZDD_PATH_MAX];
+	char git[ZDD_PATH_MAX];
+};
+
+void config_defaults(struct zdd_config *cfg);
+int config_set(struct zdd_config *cfg, const char *key, const char *value,
+    const char *where);
+int config_parse_line(struct zdd_config *cfg, const char *line,
+    const char *where);
+int config_load(struct zdd_config *cfg, const char *path, bool must_exist);
+
+/* log.c */
+void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_step(const char *name, const char *result, double seconds);
+void log_file_tail(const char *path, unsigned lines);
+double clock_seconds(void);
+
+/* spawn.c */
+struct spawn_opts {
+	const char *cwd;          /* NULL: inherit */
+	char *const *extra_env;   /* "K=V" added to the (clean) environment */
+	int in_fd;                /* -1: /dev/null */
+	int out_fd;               /* -1: inherit */
+	int err_fd;               /* -1: inherit */
+	bool new_pgrp;            /* own process group, killed as a whole */
+	bool low_priority;        /* nice 10, best-effort 7 I/O */
+	unsigned timeout_s;       /* 0: none */
+};
+int spawn_run(char *const argv[], const struct spawn_opts *o, int *wstatus);
+int spawn_capture(char *const argv[], const struct spawn_opts *o,
+    char *out, size_t outsz, int *wstatus);
+bool spawn_ok(int wstatus);
+void spawn_describe(int wstatus, char *buf, size_t n);
+void spawn_reset_signals(void);
+
+/* privdrop.c */
+int privdrop(const char *user);
+int env_sanitize(void);
+
+/* lock.c */
+int lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out);
+void lock_release(int fd);
+
+/* refline.c */
+struct ref_update {
+	char old_sha[ZDD_SHA_MAX + 1];
+	char new_sha[ZDD_SHA_MAX + 1];
+	char ref[ZDD_REF_MAX];
+};
+int refline_parse(const char *line, struct ref_update *u);
+bool sha_is_zero(const char *sha);
+bool sha_valid(const char *sha);
+
+/* release.c */
+int release_id_make(time_t t, const char *sha, char *out, size_t n);
+bool release_id_valid(const char *id);
+int release_id_pick(const char *app_root, const char *sha, char *out,
+    size_t n);
+int release_link_read(const char *app_root, const char *name, char *id,
+    size_t n);
+int release_link_swap(const char *app_root, const char *name,
+    const char *id);
+int release_link_remove(const char *app_root, const char *name);
+int release_list(const char *app_root, char ***ids, size_t *n);
+void release_list_free(char **ids, size_t n);
+void prune_select(char *const *ids, size_t n, const char *current,
+    const char *previous, unsigned keep, bool *remove);
+int release_remove(const char *app_root, const char *name);
+int release_prune(const struct zdd_config *cfg, unsigned *removed);
+int release_resolve(const struct zdd_config *cfg, const char *rev,
+    char *sha, size_t n);
+int release_checkout(const struct zdd_config *cfg, const char *sha,
+    const char *id);
+int release_read_file(const char *app_root, const char *id,
+    const char *name, char *buf, size_t n);
+
+/* build.c */
+int build_run(const struct zdd_config *cfg, const char *id,
+    const char *command, char *why, size_t whylen);
+
+/* units.c */
+int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
+    char *out, size_t n);
+int units_run(const struct zdd_config *cfg, unsigned timeout_s,
+    const char *verb, const char *unit1, const char *unit2);
+void units_journal_tail(const struct zdd_config *cfg, const char *unit,
+    unsigned lines);
+int units_show(const struct zdd_config *cfg, const char *unit);
+int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
+
+/* probe.c */
+int probe_socket_path(const struct zdd_config *cfg, const char *id,
+    char *out, size_t n);
+int probe_get(const char *socket_path, const char *path, long timeout_ms,
+    long *code);
+int probe_wait_healthy(const char *socket_path, const char *path,
+    unsigned timeout_s, char *why, size_t whylen);
+
+/* history.c */
+struct step_time {
+	const char *name;
+	double seconds;
+};
+struct deploy_record {
+	const char *action;     /* deploy, rollback, restart */
+	const char *id;
+	const char *revision;
+	const char *branch;
+	const char *user;
+	time_t started;
+	time_t finished;
+	const char *result;     /* ok, failed, rolled-back, broken */
+	const char *failed_step;
+	const char *reason;
+	struct step_time steps[ZDD_STEPS_MAX];
+	size_t nsteps;
+};
+int history_format(const struct deploy_record *r, char **line);
+int history_append(const char *app_root, const struct deploy_record *r);
+
+/* deploy.c */
+extern volatile sig_atomic_t zdd_interrupted;  /* SIGINT/SIGTERM seen */
+struct deploy_request {
+	const char *rev;           /* NULL: tip of BRANCH */
+	const char *build_command; /* NULL: from config */
+	const char *branch;        /* for the history; NULL for a bare REV */
+	const char *user;          /* who asked, for the history */
+	const char *expect_old;    /* from a push: the branch must still be here */
+};
+int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
+int rollback_run(const struct zdd_config *cfg, const char *id,
+    const char *user);
+int restart_run(const struct zdd_config *cfg, const char *user);
+int prune_run(const struct zdd_config *cfg);
+
+/* branch.c */
+int branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
+    char *why, size_t n);
+int branch_record(const struct zdd_config *cfg, const char *sha);
+
+/* info.c */
+int releases_show(const struct zdd_config *cfg);
+int status_show(const struct zdd_config *cfg);
+
+#endif /* ZDD_H */

@@ -1,0 +1,422 @@
+#!/bin/sh
+# Command-line tests of myapp-zdd (TAP): real git pushes through the real
+# pre-receive hook, real builds, a stand-in systemctl (fake-systemctl)
+# that runs each release's ./start, and a tiny Python app that serves its
+# REVISION on the probe socket.  Proves the handover's sequencing, failure
+# paths, rollback, restart, pruning, locking and history without systemd;
+# the real units are proven by the package's autopkgtest.
+#
+# usage: test_cli.sh PATH-TO-myapp-zdd
+set -eu
+
+ZDD=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+HOOK=$HERE/../../../hooks/pre-receive
+T=$(mktemp -d /tmp/zdd-cli.XXXXXX)
+n=0
+failed=0
+# Sanitizer reports (the binary under test is built with ASan/UBSan) go to
+# files, checked at the end: an exit status alone could hide them.
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$T/sanitizer"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$T/sanitizer"
+export ASAN_OPTIONS UBSAN_OPTIONS
+
+cleanup() {
+	for p in "$T"/state/*.pid; do
+		if [ -f "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
+	done
+	if [ "$failed" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "# left $T"; fi
+}
+trap cleanup EXIT INT TERM
+
+ok() { # cond-exit-status description
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failed=$((failed + 1))
+		sed 's/^/# /' "$T/out" 2>/dev/null | tail -n 30 || true
+	fi
+}
+
+check() { # description command...
+	desc=$1; shift
+	if "$@" > /dev/null 2>&1; then ok 0 "$desc"; else ok 1 "$desc"; fi
+}
+
+# --- fixture -------------------------------------------------------------
+ROOT=$T/www
+RUN=$T/run
+mkdir -p "$ROOT/shared" "$RUN" "$T/state"
+echo "SECRET=s3" > "$ROOT/shared/.env"
+cp "$HERE/fake-systemctl" "$T/fake-systemctl"
+cat > "$T/fake.env" <<EOF
+APP=myapp
+APP_ROOT=$ROOT
+RUN_DIR=$RUN
+STATE=$T/state
+EOF
+cat > "$T/fake-journalctl" <<'EOF'
+#!/bin/sh
+echo "journal of $3: app said goodbye"
+EOF
+chmod +x "$T/fake-systemctl" "$T/fake-journalctl"
+
+CONF=$T/zdd.conf
+cat > "$CONF" <<EOF
+# test configuration
+APP=myapp
+DEPLOY_USER=root
+REPO=$T/repo.git
+APP_ROOT=$ROOT
+KEEP_RELEASES=3
+BUILD_TIMEOUT=20
+READY_TIMEOUT=10
+HEALTH_TIMEOUT=2
+LOCK_TIMEOUT=1
+PROBE_SOCKET_DIR=$RUN
+SYSTEMCTL=$T/fake-systemctl
+JOURNALCTL=$T/fake-journalctl
+EOF
+
+git init -q --bare "$T/repo.git"
+# The real hook, pointed at the binary under test and this config.
+sed "s|/usr/bin/myapp-zdd hook|$ZDD --config $CONF hook|" "$HOOK" \
+    > "$T/repo.git/hooks/pre-receive"
+chmod +x "$T/repo.git/hooks/pre-receive"
+
+W=$T/work
+git init -q "$W"
+git -C "$W" checkout -q -b main
+cat > "$W/app.py" <<'EOF'
+#!/usr/bin/python3
+# Test app: serves its REVISION on $PROBE_SOCKET; flags in the release
+# make it misbehave on purpose.
+import os, socket, sys
+path = os.environ["PROBE_SOCKET"]
+if os.path.exists("exit-at-start"):
+    sys.exit(1)
+if os.path.exists("main-fails") and path.endswith("-probe.sock"):
+    sys.exit(1)
+rev = open("REVISION").read().strip().encode()
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    code = 503 if os.path.exists("unhealthy") else 200
+    c.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n"
+              b"Connection: close\r\n\r\n%s" % (code, len(rev), rev))
+    c.close()
+EOF
+chmod +x "$W/app.py"
+ln -s app.py "$W/start"
+printf 'all:\n\techo built > built.txt\n' > "$W/Makefile"
+git -C "$W" add -A
+git -C "$W" remote add deploy "$T/repo.git"
+
+commit() { # message [file-to-add]
+	if [ $# -gt 1 ]; then echo x > "$W/$2"; git -C "$W" add "$2"; fi
+	git -C "$W" -c user.name=t -c user.email=t@example.org \
+	    commit -q --allow-empty -m "$1"
+}
+uncommit_flag() { git -C "$W" rm -q "$1"; commit "drop $1"; }
+push() { git -C "$W" push deploy "$@" > "$T/out" 2>&1; }
+zdd() { "$ZDD" --config "$CONF" "$@" > "$T/out" 2>&1; }
+# Make HEAD known to the repo without deploying it (a non-deploy branch),
+# then deploy it by hand: `myapp-zdd deploy SHA`, to see the exit code.
+deploy_head() {
+	git -C "$W" push -q -f deploy HEAD:refs/heads/stage > /dev/null 2>&1
+	zdd deploy "$(git -C "$W" rev-parse HEAD)"
+}
+current() { readlink "$ROOT/current" | sed 's|releases/||'; }
+previous() { readlink "$ROOT/previous" | sed 's|releases/||'; }
+served() {
+	curl -s --max-time 2 --unix-socket "$RUN/myapp-probe.sock" \
+	    http://localhost/healthz
+}
+nreleases() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
+has() { grep -q -- "$1" "$T/out"; }
+side_sockets() { find "$RUN" -name 'myapp-probe-*.sock' | wc -l; }
+
+# From here on every check must run even when an earlier one failed:
+# under -e the failing last command of `a && b` would end the script.
+set +e
+
+# --- usage and configuration ---------------------------------------------
+rc=0; "$ZDD" --help > "$T/out" 2>&1 || rc=$?
+ok "$rc" "--help exits 0"
+check "--help documents exit codes" has "3 deploy lock timeout"
+rc=0; "$ZDD" --version > "$T/out" 2>&1 || rc=$?
+ok "$rc" "--version exits 0"
+rc=0; "$ZDD" frobnicate > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "unknown command"; ok $? "unknown command -> exit 2"
+rc=0; "$ZDD" --config "$T/nope.conf" releases > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ]; ok $? "missing --config file -> exit 2"
+echo "KEEP_RELEASES=many" > "$T/bad.conf"
+rc=0; "$ZDD" --config "$T/bad.conf" releases > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "bad.conf:1: KEEP_RELEASES: 'many'"
+ok $? "bad config value -> exit 2 naming file, line, key"
+
+# --- first deploy by push --------------------------------------------------
+commit one
+SHA1=$(git -C "$W" rev-parse HEAD)
+push main; ok $? "git push succeeds"
+check "push output: one line per step" has -- "-----> build \.\.\..* ok [0-9.]* s"
+check "push output: final 'deployed <id> in N s'" \
+    grep -Eq "deployed [0-9]{14}-${SHA1%"${SHA1#???????}"} in [0-9.]+ s" "$T/out"
+R1=$(current)
+[ -n "$R1" ] && [ "$(cat "$ROOT/current/REVISION")" = "$SHA1" ]
+ok $? "current -> $R1 with REVISION = pushed sha"
+[ "$(served)" = "$SHA1" ]; ok $? "main instance serves the new revision"
+[ "$(side_sockets)" -eq 0 ]; ok $? "side instance stopped after handover"
+check "build ran (built.txt)" test -f "$ROOT/current/built.txt"
+check ".env linked to shared" grep -q SECRET=s3 "$ROOT/current/.env"
+grep -q "start myapp@$R1.service" "$T/state/calls" &&
+    grep -q "stop myapp@$R1.service myapp-probe@$R1.socket" "$T/state/calls" &&
+    grep -q -- "--no-ask-password restart myapp.service" "$T/state/calls"
+ok $? "systemctl: start side, restart main, stop side + probe socket"
+awk '/start myapp@/{s=NR} /restart myapp.service/{r=NR} /stop myapp@/{t=NR}
+    END{exit !(s < r && r < t)}' "$T/state/calls"
+ok $? "order: side started before main restart, stopped after"
+
+# --- second deploy ----------------------------------------------------------
+sleep 1
+commit two
+SHA2=$(git -C "$W" rev-parse HEAD)
+push main
+R2=$(current)
+[ "$R2" != "$R1" ] && [ "$(previous)" = "$R1" ] && [ "$(served)" = "$SHA2" ]
+ok $? "second push: current=$R2, previous=$R1, serves new revision"
+
+# --- other branch, tag, deletion -----------------------------------------------
+git -C "$W" branch feature
+push feature
+has "branch feature pushed, not deployed (deploy branch is main)" &&
+    [ "$(current)" = "$R2" ]
+ok $? "other branch accepted, not deployed"
+git -C "$W" tag v1
+push v1
+has "tag v1 pushed, not deployed"; ok $? "tag accepted, not deployed"
+push :feature
+[ "$(current)" = "$R2" ]; ok $? "branch deletion deploys nothing"
+printf '%s %s refs/heads/main\n' "$SHA2" \
+    0000000000000000000000000000000000000000 |
+    "$ZDD" --config "$CONF" hook > "$T/out" 2>&1
+has "branch main deleted, nothing deployed" && [ "$(current)" = "$R2" ]
+ok $? "deletion of the deploy branch deploys nothing"
+printf 'garbage\n' | "$ZDD" --config "$CONF" hook > "$T/out" 2>&1 && rc=0 || rc=$?
+[ "$rc" -eq 2 ]; ok $? "malformed hook input -> exit 2"
+
+# --- failures before the swap leave everything as it was --------------------------
+before=$(nreleases)
+commit "break build"
+printf 'all:\n\techo compiling; echo "error: broken" >&2; exit 1\n' > "$W/Makefile"
+git -C "$W" commit -qam "broken makefile"
+rc=0; push main || rc=$?
+[ "$rc" -ne 0 ] && [ "$(git --git-dir="$T/repo.git" rev-parse main)" = "$SHA2" ]
+ok $? "build failure: git push exits non-zero, the branch does not move"
+has "deploy failed at build" && has "error: broken" &&
+    has "$R2 still serving" && [ "$(current)" = "$R2" ] &&
+    [ "$(nreleases)" -eq "$before" ] && [ "$(served)" = "$SHA2" ]
+ok $? "build failure: log tail shown, release removed, $R2 still serving"
+printf 'all:\n\techo built > built.txt\n' > "$W/Makefile"
+git -C "$W" commit -qam "fixed makefile"
+
+commit "exits at start" exit-at-start
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 1 ] && has "deploy failed at start" && has "journal of myapp@" &&
+    [ "$(current)" = "$R2" ] && [ "$(nreleases)" -eq "$before" ] &&
+    [ "$(side_sockets)" -eq 0 ]
+ok $? "release exiting at start: exit 1, journal shown, nothing changed"
+uncommit_flag exit-at-start
+
+commit "unhealthy" unhealthy
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 1 ] && has "deploy failed at health" && has "answered 503" &&
+    [ "$(current)" = "$R2" ] && [ "$(nreleases)" -eq "$before" ] &&
+    [ "$(side_sockets)" -eq 0 ] && [ "$(served)" = "$SHA2" ]
+ok $? "unhealthy release: exit 1, side stopped, release removed"
+uncommit_flag unhealthy
+
+rc=0; zdd deploy does-not-exist || rc=$?
+[ "$rc" -eq 1 ] && has "no commit 'does-not-exist'"
+ok $? "unknown revision: exit 1, says so"
+
+# --- failure after the swap rolls back ------------------------------------------
+commit "main fails" main-fails
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 4 ] && has "rolled back, $R2 serving" && [ "$(current)" = "$R2" ] &&
+    [ "$(previous)" = "$R1" ] && [ "$(served)" = "$SHA2" ] &&
+    [ "$(nreleases)" -eq "$before" ] && [ "$(side_sockets)" -eq 0 ]
+ok $? "main fails on new release: exit 4, links and main restored"
+uncommit_flag main-fails
+
+# --- rollback, restart ---------------------------------------------------------------
+rc=0; zdd rollback || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$R1" ] && [ "$(previous)" = "$R2" ] &&
+    [ "$(served)" = "$SHA1" ] && has "rolled back to $R1"
+ok $? "rollback: back to $R1 (previous now $R2), serves old revision"
+rc=0; zdd rollback "$R2" || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$R2" ] && [ "$(served)" = "$SHA2" ]
+ok $? "rollback ID: forward again to $R2"
+rc=0; zdd rollback "$R2" || rc=$?
+[ "$rc" -eq 1 ] && has "already live"; ok $? "rollback to the live release refused"
+rc=0; zdd rollback 20200101000000-abcdef0 || rc=$?
+[ "$rc" -eq 1 ] && has "does not exist"; ok $? "rollback to a missing release: exit 1"
+rc=0; zdd rollback ../../etc || rc=$?
+[ "$rc" -eq 2 ]; ok $? "rollback to a malformed id: exit 2"
+rc=0; zdd restart || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$R2" ] && [ "$(served)" = "$SHA2" ] &&
+    has "restarted $R2" && [ "$(side_sockets)" -eq 0 ]
+ok $? "restart: handover onto the current release"
+
+# --- releases, prune ---------------------------------------------------------------
+zdd releases
+grep -q "^current   $R2" "$T/out" && grep -q "^previous  $R1" "$T/out"
+ok $? "releases marks current and previous"
+# --- no descriptor leaks into the build (the deploy lock in particular) -------------
+git -C "$W" push -q -f deploy HEAD:refs/heads/stage > /dev/null 2>&1
+rc=0; zdd deploy stage --build-command 'ls /proc/self/fd > fds.txt' || rc=$?
+[ "$rc" -eq 0 ] && [ "$(tr '\n' ' ' < "$ROOT/current/fds.txt")" = "0 1 2 3 " ]
+ok $? "--build-command used; the build inherits only fds 0-2 (+ ls's own)"
+
+for i in 1 2 3; do sleep 1; commit "more $i"; deploy_head; done
+last=$(current)
+[ "$(nreleases)" -eq 3 ] && [ -n "$last" ] &&
+    [ -d "$ROOT/releases/$(previous)" ]
+ok $? "KEEP_RELEASES=3 after 5 deploys: 3 left, incl. current and previous"
+# a rollback to an old release, then prune: neither current nor previous goes
+zdd rollback; old_cur=$(current); old_prev=$(previous)
+sed -i 's/^KEEP_RELEASES=3/KEEP_RELEASES=1/' "$CONF"
+mkdir "$ROOT/releases/20200101000000-aaaaaaa.tmp"
+zdd prune
+[ -d "$ROOT/releases/$old_cur" ] && [ -d "$ROOT/releases/$old_prev" ] &&
+    [ ! -e "$ROOT/releases/20200101000000-aaaaaaa.tmp" ] && [ "$(nreleases)" -eq 2 ]
+ok $? "prune (keep 1): current and previous kept, stale .tmp removed"
+sed -i 's/^KEEP_RELEASES=1/KEEP_RELEASES=3/' "$CONF"
+
+# --- after the swap, and the old release will not come back either ------------------
+cur=$(current)
+touch "$T/state/main-broken"
+sleep 1; commit "main down everywhere"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 5 ] && [ "$(current)" = "$cur" ] && [ "$(side_sockets)" -eq 1 ] &&
+    has "left running to keep serving"
+ok $? "main fails on new and old release: exit 5, side instance left serving"
+zdd status
+has "<- side instance"; ok $? "status lists the side instance still running"
+rm "$T/state/main-broken"
+rc=0; zdd restart || rc=$?
+[ "$rc" -eq 0 ] && [ "$(side_sockets)" -eq 0 ] && has "stopping stray" &&
+    [ "$(served)" = "$(cat "$ROOT/current/REVISION")" ]
+ok $? "next handover (restart) stops the stray side instance"
+
+# --- lock ----------------------------------------------------------------------------
+flock "$ROOT/.deploy.lock" sleep 4 &
+holder=$!
+sleep 0.3
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 3 ] && has "waiting for deploy lock" && has "deploy failed at lock"
+ok $? "lock held elsewhere: waits LOCK_TIMEOUT, exit 3"
+wait "$holder"
+
+# --- concurrent pushes end consistent -------------------------------------------------
+sed -i 's/^LOCK_TIMEOUT=1/LOCK_TIMEOUT=60/' "$CONF"
+sleep 1; commit "concurrent a"; A=$(git -C "$W" rev-parse HEAD)
+git -C "$W" push -q -f deploy HEAD:refs/heads/stage > /dev/null 2>&1
+zdd_bg() { "$ZDD" --config "$CONF" deploy "$1" > "$T/out.$1" 2>&1; }
+zdd_bg "$A" & p1=$!
+zdd_bg "$A" & p2=$!
+r1=0; wait "$p1" || r1=$?
+r2=0; wait "$p2" || r2=$?
+[ "$r1" -eq 0 ] && [ "$r2" -eq 0 ] && [ "$(served)" = "$A" ] &&
+    [ "$(current)" != "$(previous)" ] && [ "$(side_sockets)" -eq 0 ] &&
+    grep -q deployed "$T/out.$A"
+ok $? "two concurrent deploys: both succeed one after the other, consistent"
+
+# --- concurrent pushes from two clones of the same tip: one wins ----------------------
+git -C "$W" push -q deploy HEAD:main > /dev/null 2>&1
+W2=$T/work2
+git clone -q "$T/repo.git" "$W2"
+git -C "$W2" checkout -q main
+sleep 1; commit "race a"
+git -C "$W2" -c user.name=t -c user.email=t@example.org commit -q --allow-empty -m "race b"
+git -C "$W" push deploy HEAD:main > "$T/out.a" 2>&1 & p1=$!
+git -C "$W2" push origin HEAD:main > "$T/out.b" 2>&1 & p2=$!
+r1=0; wait "$p1" || r1=$?
+r2=0; wait "$p2" || r2=$?
+tip=$(git --git-dir="$T/repo.git" rev-parse main)
+[ $((r1 == 0)) -ne $((r2 == 0)) ] && [ "$(served)" = "$tip" ] &&
+    [ "$(cat "$ROOT/current/REVISION")" = "$tip" ] &&
+    grep -q "moved to" "$T/out.a" "$T/out.b"
+ok $? "two pushes from the same base at once: one deploys, the other is refused, branch = live"
+
+# --- status, history -----------------------------------------------------------------
+rc=0; zdd status || rc=$?
+[ "$rc" -eq 0 ] && has "live:     $(current)" && has "health:   200"
+ok $? "status: live release and health"
+H=$ROOT/deploys.jsonl
+python3 - "$H" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+results = {l["result"] for l in lines}
+actions = {l["action"] for l in lines}
+need = {"id", "revision", "branch", "user", "started", "finished",
+        "result", "seconds"}
+assert all(need <= set(l) for l in lines), "missing keys"
+assert {"ok", "failed", "rolled-back"} <= results, results
+assert {"deploy", "rollback", "restart"} <= actions, actions
+ok = [l for l in lines if l["result"] == "ok" and l["action"] == "deploy"]
+assert all("build" in l["seconds"] and "swap" in l["seconds"] for l in ok)
+fail = [l for l in lines if l["result"] == "failed" and l["failed_step"]]
+assert {"build", "start", "health"} <= {l["failed_step"] for l in fail}
+EOF
+ok $? "history: one JSON line per run with all fields and outcomes"
+
+# --- interrupted during the build -------------------------------------------------------
+cur=$(current); before=$(nreleases)
+"$ZDD" --config "$CONF" deploy stage \
+    --build-command "sleep 60 & echo \$! > $T/bg.pid; sleep 60" \
+    > "$T/out" 2>&1 &
+zpid=$!
+i=0; while [ ! -s "$T/bg.pid" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT "$zpid"
+rc=0; wait "$zpid" || rc=$?
+sleep 0.2
+bg=$(cat "$T/bg.pid")
+[ "$rc" -eq 1 ] && has "deploy failed at build: interrupted" &&
+    [ "$(current)" = "$cur" ] && [ "$(nreleases)" -eq "$before" ] &&
+    { ! kill -0 "$bg" 2>/dev/null || grep -q '^State:.*Z' "/proc/$bg/status"; }
+ok $? "SIGINT during the build: build group killed, release removed, exit 1"
+
+# --- privilege drop (as root) ---------------------------------------------------------
+if [ "$(id -u)" -eq 0 ] && id nobody > /dev/null 2>&1; then
+	P=$T/drop
+	mkdir -p "$P/www"
+	chown nobody "$P/www"
+	chmod 755 "$T" "$P"
+	printf 'DEPLOY_USER=nobody\nAPP_ROOT=%s/www\nREPO=%s\n' "$P" \
+	    "$T/repo.git" > "$P/conf"
+	rc=0; "$ZDD" --config "$P/conf" prune > "$T/out" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] && [ "$(stat -c %U "$P/www/.deploy.lock")" = nobody ]
+	ok $? "started as root: drops to DEPLOY_USER (lock file owned by nobody)"
+	printf 'DEPLOY_USER=nosuchuser\n' > "$P/conf2"
+	rc=0; "$ZDD" --config "$P/conf2" releases > "$T/out" 2>&1 || rc=$?
+	[ "$rc" -eq 2 ] && has "no such user"
+	ok $? "unknown DEPLOY_USER: exit 2, says so"
+else
+	echo "ok $((n = n + 1)) # SKIP privilege drop needs root and user nobody"
+fi
+
+if ls "$T"/sanitizer* > /dev/null 2>&1; then
+	cat "$T"/sanitizer* > "$T/out"; ok 1 "no sanitizer reports"
+else
+	ok 0 "no sanitizer reports"
+fi
+
+echo "1..$n"
+echo "# $((n - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]
