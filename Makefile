@@ -27,6 +27,8 @@ install:
 	install -d $(DESTDIR)$(DATADIR)/app
 	install -m 0644 $(APP_SOURCES) $(DESTDIR)$(DATADIR)/app/
 	ln -sf myapp $(DESTDIR)$(DATADIR)/app/start
+	# as "gitignore": a dot-file of a VCS has no place in a package
+	install -m 0644 src/app/.gitignore $(DESTDIR)$(DATADIR)/app/gitignore
 	install -D -m 0755 hooks/pre-receive $(DESTDIR)$(DATADIR)/hooks/pre-receive
 	install -d $(DESTDIR)$(DATADIR)/provision
 	install -m 0755 provision/myapp-zdd-* $(DESTDIR)$(DATADIR)/provision/
