@@ -1,0 +1,291 @@
+/* myapp: the reference application of myapp-zdd. Options, sockets, signals,
+ * systemd notification and the run loop; see myapp(8). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "identity.h"
+#include "listen.h"
+#include "notes.h"
+#include "routes.h"
+#include "server.h"
+
+#define MYAPP_VERSION "1.0"
+#define DRAIN_TIMEOUT_DEFAULT 10	/* seconds; the unit's TimeoutStopSec is 30 */
+#define DRAIN_TIMEOUT_MAX 3600
+
+struct options {
+	const char *listen;
+	const char *state_dir;
+	unsigned threads;
+	unsigned drain_timeout;
+	size_t max_body;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: myapp [--listen HOST:PORT|/path] [--threads N] [--state-dir DIR]\n"
+		"             [--drain-timeout SEC] [--max-body BYTES] [--help] [--version]\n"
+		"Serves every socket passed by systemd (LISTEN_FDS); without any, binds --listen\n"
+		"(default 127.0.0.1:8080). State: $STATE_DIRECTORY or --state-dir (default .).\n");
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > SERVER_THREADS_MAX ? SERVER_THREADS_MAX : (unsigned)n;
+}
+
+/* $STATE_DIRECTORY may list several directories separated by ':'. */
+static const char *state_dir_from_env(char *buf, size_t size)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+	size_t len;
+
+	if (!env || !*env)
+		return NULL;
+	len = strcspn(env, ":");
+	if (len >= size)
+		return NULL;
+	memcpy(buf, env, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "max-body", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l:t:s:d:b:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 't':
+			if (parse_uint(optarg, 1, SERVER_THREADS_MAX, &v) < 0) {
+				fprintf(stderr, "myapp: --threads wants 1..%d, not %s\n", SERVER_THREADS_MAX, optarg);
+				return -EINVAL;
+			}
+			o->threads = (unsigned)v;
+			break;
+		case 'd':
+			if (parse_uint(optarg, 1, DRAIN_TIMEOUT_MAX, &v) < 0) {
+				fprintf(stderr, "myapp: --drain-timeout wants 1..%d seconds, not %s\n", DRAIN_TIMEOUT_MAX, optarg);
+				return -EINVAL;
+			}
+			o->drain_timeout = (unsigned)v;
+			break;
+		case 'b':
+			if (parse_uint(optarg, 1, BODY_MAX_LIMIT, &v) < 0) {
+				fprintf(stderr, "myapp: --max-body wants 1..%lu bytes, not %s\n", BODY_MAX_LIMIT, optarg);
+				return -EINVAL;
+			}
+			o->max_body = v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("myapp %s\n", MYAPP_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* More connections than the usual 1024 soft limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			fprintf(stderr, "myapp: cannot raise the open files limit: %m\n");
+	}
+}
+
+static int open_sockets(const struct options *o, int *fds, size_t max, size_t *nfds)
+{
+	int n = listen_inherited(fds, max);
+
+	if (n < 0)
+		return n;
+	if (n == 0) {
+		int fd = listen_bind(o->listen);
+
+		if (fd < 0)
+			return fd;
+		fds[0] = fd;
+		n = 1;
+		fprintf(stderr, "myapp: no socket passed, listening on %s\n", o->listen);
+	}
+	*nfds = (size_t)n;
+	return 0;
+}
+
+/* Waits for SIGTERM/SIGINT, petting the watchdog meanwhile. */
+static int wait_for_stop_signal(const sigset_t *set, uint64_t watchdog_usec)
+{
+	for (;;) {
+		uint64_t usec = watchdog_usec ? watchdog_usec / 2 : 1000000;
+		struct timespec ts = { .tv_sec = (time_t)(usec / 1000000), .tv_nsec = (long)(usec % 1000000) * 1000 };
+		int sig = sigtimedwait(set, NULL, &ts);
+
+		if (sig > 0)
+			return sig;
+		if (watchdog_usec)
+			sd_notify(0, "WATCHDOG=1");
+	}
+}
+
+static int drain(struct server *srv, const struct options *o, uint64_t watchdog_usec)
+{
+	int64_t deadline = monotonic_ms() + (int64_t)o->drain_timeout * 1000;
+	int64_t next_ping = 0;
+	int ret;
+
+	server_begin_drain(srv);
+	sd_notifyf(0, "STOPPING=1\nSTATUS=draining %u requests in flight", server_requests_in_flight(srv));
+	/* Wait in slices so the watchdog keeps being fed. */
+	do {
+		int64_t slice = monotonic_ms() + 200;
+
+		if (watchdog_usec && monotonic_ms() >= next_ping) {
+			sd_notify(0, "WATCHDOG=1");
+			next_ping = monotonic_ms() + (int64_t)(watchdog_usec / 2000);
+		}
+		ret = server_wait_drained(srv, slice < deadline ? slice : deadline);
+	} while (ret == -ETIMEDOUT && monotonic_ms() < deadline);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.listen = "127.0.0.1:8080",
+		.drain_timeout = DRAIN_TIMEOUT_DEFAULT,
+		.max_body = BODY_MAX_DEFAULT,
+	};
+	static struct identity id;
+	static struct app_state app;
+	char state_buf[PATH_MAX];
+	int fds[SERVER_FDS_MAX];
+	size_t nfds = 0;
+	struct notes *notes = NULL;
+	struct server *srv = NULL;
+	uint64_t watchdog_usec = 0;
+	sigset_t stop_signals;
+	int sig, ret;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return 2;
+	if (!o.threads)
+		o.threads = default_threads();
+	if (!o.state_dir)
+		o.state_dir = state_dir_from_env(state_buf, sizeof(state_buf));
+	if (!o.state_dir)
+		o.state_dir = ".";
+
+	/* Block the stop signals in every thread; main takes them synchronously. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "myapp: cannot set up signals: %m\n");
+		return 1;
+	}
+	raise_fd_limit();
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+
+	identity_load(&id, ".");
+	sd_notifyf(0, "STATUS=opening the database in %s", o.state_dir);
+	ret = notes_open(&notes, o.state_dir);
+	if (ret < 0) {
+		fprintf(stderr, "myapp: cannot open the notes database in %s: %s\n", o.state_dir, strerror(-ret));
+		sd_notifyf(0, "STATUS=cannot open the database: %s\nERRNO=%d", strerror(-ret), -ret);
+		return 1;
+	}
+	ret = open_sockets(&o, fds, SERVER_FDS_MAX, &nfds);
+	if (ret < 0)
+		goto fail;
+	app_state_init(&app, &id, notes, o.max_body);
+	ret = server_start(&srv, &app, fds, nfds, o.threads);
+	if (ret < 0)
+		goto fail;
+
+	fprintf(stderr, "myapp: release %s revision %s serving %zu socket(s) with %u threads each\n",
+		id.release, id.revision, nfds, o.threads);
+	sd_notifyf(0, "READY=1\nSTATUS=serving release %s on %zu socket(s)", id.release, nfds);
+
+	sig = wait_for_stop_signal(&stop_signals, watchdog_usec);
+	fprintf(stderr, "myapp: %s: draining %u requests in flight\n", strsignal(sig), server_requests_in_flight(srv));
+	ret = drain(srv, &o, watchdog_usec);
+	if (ret < 0) {
+		/* Suspended requests cannot be stopped through libmicrohttpd;
+		 * exit and let the kernel close our copies of the sockets. */
+		fprintf(stderr, "myapp: drain timeout (%u s): %u requests still in flight, exiting\n",
+			o.drain_timeout, server_requests_in_flight(srv));
+		sd_notify(0, "STATUS=drain timeout, exiting");
+		fflush(stderr);
+		_exit(0);
+	}
+	server_stop(srv);
+	notes_close(notes);
+	fprintf(stderr, "myapp: drained, exiting\n");
+	sd_notify(0, "STATUS=drained, exiting");
+	return 0;
+fail:
+	sd_notifyf(0, "STATUS=cannot start: %s\nERRNO=%d", strerror(-ret), -ret);
+	notes_close(notes);
+	return 1;
+}

@@ -1,0 +1,37 @@
+/* The HTTP server: one libmicrohttpd daemon per listening socket, each with
+ * a thread pool, and the drain that ends them without losing a request. */
+#ifndef MYAPP_SERVER_H
+#define MYAPP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "routes.h"
+
+#define SERVER_FDS_MAX 16
+#define SERVER_THREADS_MAX 256
+#define SERVER_CONNECTION_TIMEOUT 15	/* seconds an idle connection may stay */
+
+struct server;
+
+/* Serve every fd (listening sockets, never closed or shut down here). */
+int server_start(struct server **out, struct app_state *app, const int *fds, size_t nfds, unsigned threads);
+
+/* Stop accepting at once (other processes on the same sockets take the new
+ * connections); replies from now on carry Connection: close. */
+void server_begin_drain(struct server *s);
+
+/* Wait until no request is in flight and only idle keep-alive connections
+ * remain, or until deadline_ms (CLOCK_MONOTONIC). 0 or -ETIMEDOUT. */
+int server_wait_drained(struct server *s, int64_t deadline_ms);
+
+/* Requests between their first byte of handling and their completion. */
+unsigned server_requests_in_flight(struct server *s);
+
+/* Stop the daemons (closing idle connections) and free. Only after a
+ * successful drain: libmicrohttpd must not hold suspended connections. */
+void server_stop(struct server *s);
+
+int64_t monotonic_ms(void);
+
+#endif
