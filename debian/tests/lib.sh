@@ -47,3 +47,17 @@ http() {
 # json_field FIELD: reads JSON on stdin, prints the field (python3 is in every
 # testbed through git's and the app's test dependencies).
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+# http_eventually SECONDS URL [curl args…]: like http, retried until it
+# answers 200 or SECONDS pass (an nginx reload takes effect asynchronously).
+http_eventually() {
+	limit=$1
+	shift
+	i=0
+	while :; do
+		r=$(http "$@")
+		[ "${r%% *}" = 200 ] || [ "$i" -ge $((limit * 10)) ] && break
+		i=$((i + 1))
+		sleep 0.1
+	done
+	printf '%s' "$r"
+}

@@ -38,12 +38,15 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
 {
 	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
 	    (char *)verb, (char *)unit1, (char *)unit2, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
+	/* stderr into the captured output (err_fd 1 = the capture pipe):
+	 * shown only when systemctl fails, so a push does not print its
+	 * routine "can still be activated by myapp.socket" warning. */
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
 	    .timeout_s = timeout_s };
-	char why[64];
+	char why[64], out[2048];
 	int status, rc;
 
-	rc = spawn_run(argv, &o, &status);
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
 	if (rc == -ETIMEDOUT) {
 		log_err("systemctl %s %s took more than %u s", verb, unit1,
 		    timeout_s);
@@ -52,9 +55,14 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
 	if (rc < 0)
 		return rc;
 	if (!spawn_ok(status)) {
+		size_t len = strlen(out);
+
+		while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+			out[--len] = '\0';
 		spawn_describe(status, why, sizeof(why));
-		log_err("systemctl %s %s%s%s failed (%s)", verb, unit1,
-		    unit2 ? " " : "", unit2 ? unit2 : "", why);
+		log_err("systemctl %s %s%s%s failed (%s)%s%s", verb, unit1,
+		    unit2 ? " " : "", unit2 ? unit2 : "", why,
+		    out[0] ? ": " : "", out);
 		return -EIO;
 	}
 	return 0;
