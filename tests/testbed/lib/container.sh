@@ -202,7 +202,7 @@ container_install_debs() {
 		die "apt install of the debs failed in the container"
 }
 
-# Save what explains a failure: journal, failed units, autopkgtest output.
+# Save what explains a run: journal, failed units, autopkgtest output.
 collect_artifacts() {
 	local dest=$1
 	mkdir -p "$dest"
@@ -277,11 +277,13 @@ cmd_run() {
 	124 | 137) log "$suite: FAILED: timed out after ${OPT_TIMEOUT}s" ;;
 	*) log "$suite: FAILED: autopkgtest exit $status" ;;
 	esac
+	# Always: a passing run's figures (load reports, timelines) matter too,
+	# and a stale failure's output must not linger beside a new pass.
+	collect_artifacts "$art"
+	cp "$CT_RUN_DIR/autopkgtest.log" "$art/autopkgtest.log" 2>/dev/null || true
 	case "$status" in
 	0 | 2) return 0 ;;
 	esac
-	collect_artifacts "$art"
-	cp "$CT_RUN_DIR/autopkgtest.log" "$art/autopkgtest.log" 2>/dev/null || true
 	return 1
 }
 
