@@ -33,6 +33,8 @@ install:
 	install -d $(DESTDIR)$(DATADIR)/provision
 	install -m 0755 provision/myapp-zdd-* $(DESTDIR)$(DATADIR)/provision/
 	install -m 0644 provision/common.sh $(DESTDIR)$(DATADIR)/provision/
+	install -d $(DESTDIR)$(DATADIR)/provision/git-shell-commands
+	install -m 0755 provision/git-shell-commands/* $(DESTDIR)$(DATADIR)/provision/git-shell-commands/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0644 systemd/*.socket systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp.service.d/sandbox.conf
