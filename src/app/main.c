@@ -21,12 +21,15 @@
 #define MYAPP_VERSION "1.0"
 #define DRAIN_TIMEOUT_DEFAULT 10	/* seconds; the unit's TimeoutStopSec is 30 */
 #define DRAIN_TIMEOUT_MAX 3600
+#define DRAIN_IDLE_MAX_MS 60000
+#define DRAIN_SLICE_MS 200
 
 struct options {
 	const char *listen;
 	const char *state_dir;
 	unsigned threads;
 	unsigned drain_timeout;
+	unsigned drain_idle_ms;
 	size_t max_body;
 };
 
@@ -34,7 +37,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: myapp [--listen HOST:PORT|/path] [--threads N] [--state-dir DIR]\n"
-		"             [--drain-timeout SEC] [--max-body BYTES] [--help] [--version]\n"
+		"             [--drain-timeout SEC] [--drain-idle-ms MS] [--max-body BYTES]\n"
+		"             [--help] [--version]\n"
 		"Serves every socket passed by systemd (LISTEN_FDS); without any, binds --listen\n"
 		"(default 127.0.0.1:8080). State: $STATE_DIRECTORY or --state-dir (default .).\n");
 }
@@ -86,6 +90,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "drain-idle-ms", required_argument, NULL, 'i' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -94,7 +99,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	unsigned long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:t:s:d:b:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:t:s:d:i:b:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -116,6 +121,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->drain_timeout = (unsigned)v;
 			break;
+		case 'i':
+			if (parse_uint(optarg, 0, DRAIN_IDLE_MAX_MS, &v) < 0) {
+				fprintf(stderr, "myapp: --drain-idle-ms wants 0..%d ms, not %s\n", DRAIN_IDLE_MAX_MS, optarg);
+				return -EINVAL;
+			}
+			o->drain_idle_ms = (unsigned)v;
+			break;
 		case 'b':
 			if (parse_uint(optarg, 1, BODY_MAX_LIMIT, &v) < 0) {
 				fprintf(stderr, "myapp: --max-body wants 1..%lu bytes, not %s\n", BODY_MAX_LIMIT, optarg);
@@ -136,6 +148,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind != argc) {
 		usage(stderr);
+		return -EINVAL;
+	}
+	/* The linger must leave time to close the connections and exit. */
+	if ((uint64_t)o->drain_idle_ms >= (uint64_t)o->drain_timeout * 1000 / 2) {
+		fprintf(stderr, "myapp: --drain-idle-ms %u must be under half of --drain-timeout (%u s)\n",
+			o->drain_idle_ms, o->drain_timeout);
 		return -EINVAL;
 	}
 	return 0;
@@ -190,14 +208,16 @@ static int wait_for_stop_signal(const sigset_t *set, uint64_t watchdog_usec)
 static int drain(struct server *srv, const struct options *o, uint64_t watchdog_usec)
 {
 	int64_t deadline = monotonic_ms() + (int64_t)o->drain_timeout * 1000;
-	int64_t next_ping = 0;
+	int64_t next_ping = 0, slice_ms = DRAIN_SLICE_MS;
 	int ret;
 
 	server_begin_drain(srv);
 	sd_notifyf(0, "STOPPING=1\nSTATUS=draining %u requests in flight", server_requests_in_flight(srv));
-	/* Wait in slices so the watchdog keeps being fed. */
+	/* Wait in slices so the watchdog keeps being fed, at half its period. */
+	if (watchdog_usec && (int64_t)(watchdog_usec / 2000) < slice_ms)
+		slice_ms = watchdog_usec / 2000 > 0 ? (int64_t)(watchdog_usec / 2000) : 1;
 	do {
-		int64_t slice = monotonic_ms() + 200;
+		int64_t slice = monotonic_ms() + slice_ms;
 
 		if (watchdog_usec && monotonic_ms() >= next_ping) {
 			sd_notify(0, "WATCHDOG=1");
@@ -213,6 +233,7 @@ int main(int argc, char **argv)
 	struct options o = {
 		.listen = "127.0.0.1:8080",
 		.drain_timeout = DRAIN_TIMEOUT_DEFAULT,
+		.drain_idle_ms = SERVER_DRAIN_IDLE_MS,
 		.max_body = BODY_MAX_DEFAULT,
 	};
 	static struct identity id;
@@ -259,7 +280,7 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		goto fail;
 	app_state_init(&app, &id, notes, o.max_body);
-	ret = server_start(&srv, &app, fds, nfds, o.threads);
+	ret = server_start(&srv, &app, fds, nfds, o.threads, o.drain_idle_ms);
 	if (ret < 0)
 		goto fail;
 
@@ -279,6 +300,9 @@ int main(int argc, char **argv)
 		fflush(stderr);
 		_exit(0);
 	}
+	if (server_connections_cut(srv))
+		fprintf(stderr, "myapp: drain: %u idle keep-alive connection(s) closed after %u ms\n",
+			server_connections_cut(srv), o.drain_idle_ms);
 	server_stop(srv);
 	notes_close(notes);
 	fprintf(stderr, "myapp: drained, exiting\n");

@@ -10,14 +10,44 @@
  *
  * Notes are stored through the group-commit writer: the request is suspended
  * (MHD_suspend_connection) so a pool thread never blocks on fsync, and the
- * writer resumes it once its row is committed. */
+ * writer resumes it once its row is committed.
+ *
+ * Idle keep-alive connections and the drain (HTTP/1.1 has no way to tell a
+ * client "do not send on this connection" except closing it, and a client
+ * may be writing a request at that very moment):
+ *   1. linger: for drain_idle_ms nothing is closed; a request arriving on
+ *      an idle connection is served and answered with Connection: close, so
+ *      the client itself retires the connection — no race. Busy pools (nginx
+ *      picks its most recently used upstream connection) retire most
+ *      connections this way;
+ *   2. cut: the ones still idle are cut from outside libmicrohttpd, which
+ *      cannot close a single connection on request. On a UNIX socket,
+ *      shutdown(SHUT_RD) is atomic against the client's writes (the kernel
+ *      checks the receiver's RCV_SHUTDOWN under the same lock that queues
+ *      the data): a request queued before it is still read and answered
+ *      (Connection: close), one written after it fails with EPIPE having
+ *      written nothing — a clean, retryable outcome. libmicrohttpd then
+ *      reads EOF and closes the connection itself. TCP has no such
+ *      guarantee: a connection with bytes pending (FIONREAD) is left to be
+ *      answered; one without gets a FIN (SHUT_WR), which well-behaved
+ *      clients see before reusing it; the window is the FIN's travel time;
+ *   3. the drain ends when no connection is left (or, for a TCP client that
+ *      ignores the FIN, CUT_GRACE_MS after the last cut; MHD_stop_daemon()
+ *      closes what remains).
+ * The fds are libmicrohttpd's: they are used only under conns_lock, which
+ * MHD_CONNECTION_NOTIFY_CLOSED (called before libmicrohttpd closes the fd)
+ * also takes, and only if fstat() still shows the same socket. */
 #include "server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -30,23 +60,37 @@
 #define MHD_RESULT enum MHD_Result
 #endif
 
-#define NEW_CONNECTION_GRACE_MS 1000	/* time a silent new connection gets to send its request */
+#define CUT_GRACE_MS 1000	/* for a TCP client to close after our FIN */
 #define CONNECTION_LIMIT 8192
+
+/* CONN_CUT is set by the drain (from NEW or IDLE) just before it cuts the
+ * connection; a request that finds it there is answered without
+ * suspending (see body_complete()). */
+enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE, CONN_CUT };
+
+/* One per connection (libmicrohttpd's socket context), in the server's list. */
+struct conn_info {
+	atomic_int state;	/* enum conn_state; moved by the drain too */
+	int fd;			/* libmicrohttpd's, never closed here */
+	dev_t dev;		/* which socket fd is: guards against fd reuse */
+	ino_t ino;
+	int family;
+	int cut;		/* shut down by the drain */
+	struct conn_info *prev, *next;
+};
 
 struct server {
 	struct app_state *app;
 	struct MHD_Daemon *daemons[SERVER_FDS_MAX];
 	size_t ndaemons;
+	unsigned drain_idle_ms;
 	atomic_uint requests_in_flight;
 	atomic_uint connections;
-	atomic_uint connections_idle;	/* kept alive, between requests */
+	pthread_mutex_t conns_lock;	/* the list, and the fds' lifetime */
+	struct conn_info *conns;
 	int64_t drain_started_ms;
-};
-
-enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
-
-struct conn_info {
-	enum conn_state state;
+	int64_t last_cut_ms;		/* the last cut, or the first pass; 0: none yet */
+	unsigned cut_total;
 };
 
 enum request_phase { PHASE_REPLY_READY, PHASE_BODY, PHASE_STORING, PHASE_SENT };
@@ -60,6 +104,7 @@ struct request_ctx {
 	enum body_state body_state;
 	struct http_reply reply;
 	struct note_write write;
+	int on_cut_connection;	/* the drain cut it: never suspend */
 };
 
 int64_t monotonic_ms(void)
@@ -108,18 +153,22 @@ static void note_stored(struct note_write *w)
 	MHD_resume_connection(ctx->conn);
 }
 
-static void mark_connection(struct MHD_Connection *conn, struct server *s, enum conn_state state)
+/* Sets the connection's state; returns the previous one. */
+static enum conn_state mark_connection(struct MHD_Connection *conn, enum conn_state state)
 {
 	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	struct conn_info *ci = info ? info->socket_context : NULL;
 
-	if (!ci || ci->state == state)
-		return;
-	if (ci->state == CONN_IDLE)
-		atomic_fetch_sub(&s->connections_idle, 1);
-	if (state == CONN_IDLE)
-		atomic_fetch_add(&s->connections_idle, 1);
-	ci->state = state;
+	if (!ci)
+		return CONN_NEW;
+	if (state == CONN_IDLE) {
+		int busy = CONN_BUSY;
+
+		/* A cut connection stays cut. */
+		atomic_compare_exchange_strong(&ci->state, &busy, CONN_IDLE);
+		return CONN_BUSY;
+	}
+	return (enum conn_state)atomic_exchange(&ci->state, (int)state);
 }
 
 static void fill_request(struct MHD_Connection *conn, const char *url, const char *method, struct http_request *req)
@@ -149,11 +198,14 @@ static MHD_RESULT first_call(struct server *s, struct MHD_Connection *conn, cons
 	struct request_ctx *ctx;
 	MHD_RESULT ret;
 
+	enum conn_state was;
+
 	atomic_fetch_add(&s->requests_in_flight, 1);	/* until on_completed() */
-	mark_connection(conn, s, CONN_BUSY);
+	was = mark_connection(conn, CONN_BUSY);
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return MHD_NO;
+	ctx->on_cut_connection = was == CONN_CUT;
 	ctx->srv = s;
 	ctx->conn = conn;
 	*req_cls = ctx;
@@ -220,6 +272,18 @@ static MHD_RESULT body_complete(struct request_ctx *ctx, const char *url, const 
 		return send_reply(s, ctx->conn, &ctx->reply);
 	}
 
+	if (ctx->on_cut_connection) {
+		/* libmicrohttpd (0.9.75 at least) reads the socket when it resumes a
+		 * connection, finds the EOF of our SHUT_RD and drops the request
+		 * unanswered: store while the pool thread waits instead. Rare: a
+		 * request that raced the cut. */
+		int64_t id = notes_insert_wait(s->app->notes, ctx->reply.note_text, ctx->reply.note_len);
+
+		ctx->phase = PHASE_SENT;
+		if (reply_note_stored(&ctx->reply, id > 0 ? id : 0, id > 0 ? 0 : (int)id) < 0)
+			return MHD_NO;
+		return send_reply(s, ctx->conn, &ctx->reply);
+	}
 	ctx->phase = PHASE_STORING;
 	ctx->write.text = ctx->reply.note_text;
 	ctx->write.text_len = ctx->reply.note_len;
@@ -280,8 +344,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (ctx)
 		request_ctx_free(ctx);
 	*req_cls = NULL;
-	mark_connection(conn, s, CONN_IDLE);
+	mark_connection(conn, CONN_IDLE);
 	atomic_fetch_sub(&s->requests_in_flight, 1);
+}
+
+/* Records what the drain needs to cut the connection later; NULL when it
+ * cannot (the connection is then served, just never cut). */
+static struct conn_info *conn_info_new(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct conn_info *ci;
+	struct stat st;
+	socklen_t len = sizeof(int);
+
+	if (!info)
+		return NULL;
+	ci = calloc(1, sizeof(*ci));
+	if (!ci)
+		return NULL;
+	atomic_init(&ci->state, CONN_NEW);
+	ci->fd = (int)info->connect_fd;
+	if (fstat(ci->fd, &st) < 0 || getsockopt(ci->fd, SOL_SOCKET, SO_DOMAIN, &ci->family, &len) < 0) {
+		free(ci);
+		return NULL;
+	}
+	ci->dev = st.st_dev;
+	ci->ino = st.st_ino;
+	return ci;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -290,18 +379,32 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	struct server *s = cls;
 	struct conn_info *ci = *socket_context;
 
-	(void)conn;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		ci = calloc(1, sizeof(*ci));
-		if (ci)
-			ci->state = CONN_NEW;
+		ci = conn_info_new(conn);
+		if (ci) {
+			pthread_mutex_lock(&s->conns_lock);
+			ci->next = s->conns;
+			if (s->conns)
+				s->conns->prev = ci;
+			s->conns = ci;
+			pthread_mutex_unlock(&s->conns_lock);
+		}
 		*socket_context = ci;
 		atomic_fetch_add(&s->connections, 1);
 		return;
 	}
-	if (ci && ci->state == CONN_IDLE)
-		atomic_fetch_sub(&s->connections_idle, 1);
-	free(ci);
+	/* MHD_CONNECTION_NOTIFY_CLOSED: libmicrohttpd closes the fd after this. */
+	if (ci) {
+		pthread_mutex_lock(&s->conns_lock);
+		if (ci->prev)
+			ci->prev->next = ci->next;
+		else
+			s->conns = ci->next;
+		if (ci->next)
+			ci->next->prev = ci->prev;
+		pthread_mutex_unlock(&s->conns_lock);
+		free(ci);
+	}
 	*socket_context = NULL;
 	atomic_fetch_sub(&s->connections, 1);
 }
@@ -313,7 +416,8 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 	vfprintf(stderr, fmt, ap);
 }
 
-int server_start(struct server **out, struct app_state *app, const int *fds, size_t nfds, unsigned threads)
+int server_start(struct server **out, struct app_state *app, const int *fds, size_t nfds, unsigned threads,
+		 unsigned drain_idle_ms)
 {
 	const unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct server *s;
@@ -324,9 +428,13 @@ int server_start(struct server **out, struct app_state *app, const int *fds, siz
 	if (!s)
 		return -ENOMEM;
 	s->app = app;
+	s->drain_idle_ms = drain_idle_ms;
+	if (pthread_mutex_init(&s->conns_lock, NULL) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	atomic_init(&s->requests_in_flight, 0);
 	atomic_init(&s->connections, 0);
-	atomic_init(&s->connections_idle, 0);
 	for (size_t i = 0; i < nfds; i++) {
 		s->daemons[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 			MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,	/* first, to catch every message */
@@ -364,15 +472,67 @@ unsigned server_requests_in_flight(struct server *s)
 	return atomic_load(&s->requests_in_flight);
 }
 
+/* Cuts one idle connection (see the top of this file); 1 when cut. */
+static int cut_connection(struct conn_info *ci)
+{
+	struct stat st;
+	int pending = 0;
+
+	if (fstat(ci->fd, &st) < 0 || st.st_dev != ci->dev || st.st_ino != ci->ino)
+		return 0;	/* not that socket any more: leave it alone */
+	if (ci->family == AF_UNIX)
+		return shutdown(ci->fd, SHUT_RD) == 0;
+	if (ioctl(ci->fd, FIONREAD, &pending) < 0 || pending > 0)
+		return 0;	/* a request is arriving: it gets its answer */
+	return shutdown(ci->fd, SHUT_WR) == 0;
+}
+
+/* Claims an idle (or new) connection for the cut: a request starting on
+ * it from now on knows (first_call()); one that started before keeps it
+ * BUSY and is left alone. */
+static int claim_for_cut(struct conn_info *ci)
+{
+	int expected = CONN_IDLE;
+
+	if (atomic_compare_exchange_strong(&ci->state, &expected, CONN_CUT))
+		return 1;
+	expected = CONN_NEW;
+	return atomic_compare_exchange_strong(&ci->state, &expected, CONN_CUT);
+}
+
+/* After the linger: cut every connection that has no request in hand. */
+static void cut_idle_connections(struct server *s)
+{
+	unsigned cut = 0;
+
+	pthread_mutex_lock(&s->conns_lock);
+	for (struct conn_info *ci = s->conns; ci; ci = ci->next) {
+		if (ci->cut || !claim_for_cut(ci))
+			continue;
+		ci->cut = 1;	/* one attempt: a failed cut is left to the stop */
+		cut += cut_connection(ci);
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	if (cut || !s->last_cut_ms)
+		s->last_cut_ms = monotonic_ms();
+	s->cut_total += cut;
+}
+
 static int drained(struct server *s)
 {
-	unsigned conns = atomic_load(&s->connections);
-	unsigned idle = atomic_load(&s->connections_idle);
+	int64_t now = monotonic_ms();
 
+	if (atomic_load(&s->connections) == 0 && atomic_load(&s->requests_in_flight) == 0)
+		return 1;
+	if (now - s->drain_started_ms < (int64_t)s->drain_idle_ms)
+		return 0;	/* linger: idle connections may still carry a request */
+	cut_idle_connections(s);
 	if (atomic_load(&s->requests_in_flight) != 0)
 		return 0;
-	/* A connection that has not sent its request yet gets a grace period. */
-	return conns <= idle || monotonic_ms() - s->drain_started_ms >= NEW_CONNECTION_GRACE_MS;
+	/* Cut connections close as soon as libmicrohttpd reads their EOF;
+	 * bound the wait for TCP clients that ignore our FIN (and for a
+	 * connection that could not be recorded). */
+	return now - s->last_cut_ms >= CUT_GRACE_MS;
 }
 
 int server_wait_drained(struct server *s, int64_t deadline_ms)
@@ -387,11 +547,17 @@ int server_wait_drained(struct server *s, int64_t deadline_ms)
 	return 0;
 }
 
+unsigned server_connections_cut(struct server *s)
+{
+	return s->cut_total;
+}
+
 void server_stop(struct server *s)
 {
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->ndaemons; i++)
 		MHD_stop_daemon(s->daemons[i]);	/* quiesced: the listening fd is untouched */
+	pthread_mutex_destroy(&s->conns_lock);
 	free(s);
 }

@@ -1,0 +1,150 @@
+/* myapp pets the systemd watchdog: with WATCHDOG_USEC set, WATCHDOG=1
+ * arrives on NOTIFY_SOCKET more often than the watchdog period — while
+ * serving and while draining (an idle keep-alive connection holds the
+ * drain in its linger) — and never when the watchdog is off or meant for
+ * another process (WATCHDOG_PID).
+ *   usage: test_watchdog PATH/TO/myapp */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_client.h"
+#include "spawn.h"
+#include "tap.h"
+
+#define WATCHDOG_MS 200
+#define WATCH_MS 1000
+
+static const char *myapp;
+static char dir[] = "/tmp/myapp-watchdog-XXXXXX";
+static char public_path[108];
+static int public_fd;
+
+struct pings {
+	int count;
+	int64_t longest_gap_ms;	/* also from the start and to the end */
+};
+
+/* Collects WATCHDOG=1 until duration_ms passed or the child exited. */
+static void watch(struct child *c, int duration_ms, struct pings *p)
+{
+	int64_t begin = spawn_now_ms(), deadline = begin + duration_ms, last = begin;
+	char buf[4096];
+
+	memset(p, 0, sizeof(*p));
+	while (spawn_now_ms() < deadline) {
+		struct pollfd pfd = { .fd = c->notify_fd, .events = POLLIN };
+		ssize_t n;
+		char *save = NULL;
+
+		if (poll(&pfd, 1, 20) <= 0) {
+			if (c->pid > 0 && waitpid_exited(c))
+				break;
+			continue;
+		}
+		n = recv(c->notify_fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			if (strcmp(line, "WATCHDOG=1") != 0)
+				continue;
+			p->count++;
+			if (spawn_now_ms() - last > p->longest_gap_ms)
+				p->longest_gap_ms = spawn_now_ms() - last;
+			last = spawn_now_ms();
+		}
+	}
+	if (spawn_now_ms() - last > p->longest_gap_ms)
+		p->longest_gap_ms = spawn_now_ms() - last;
+}
+
+static int start(struct child *c, const char *tag, char *const env[])
+{
+	char *argv[] = { (char *)myapp, "--state-dir", dir, "--threads", "2", "--drain-idle-ms", "1000", NULL };
+
+	if (spawn_child(c, dir, tag, &public_fd, 1, "myapp.socket", env, argv) < 0)
+		return -1;
+	return spawn_wait_notify(c, "READY=1", 20000);
+}
+
+static void test_pings(void)
+{
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+	char usec[] = "WATCHDOG_USEC=200000";
+	char *env[] = { usec, NULL };
+	struct http_result res;
+	struct child c;
+	struct pings p;
+	int conn, status;
+
+	ok(start(&c, "on", env) == 0, "WATCHDOG_USEC=%d000: READY=1", WATCHDOG_MS);
+	watch(&c, WATCH_MS, &p);
+	ok(p.count >= WATCH_MS / WATCHDOG_MS * 2 - 2 && p.longest_gap_ms < WATCHDOG_MS,
+	   "serving: %d WATCHDOG=1 in %d ms, longest gap %lld ms (< %d)", p.count, WATCH_MS,
+	   (long long)p.longest_gap_ms, WATCHDOG_MS);
+
+	/* An idle keep-alive connection keeps the drain in its 1 s linger. */
+	conn = http_connect_unix(public_path);
+	ok(conn >= 0 && http_write_all(conn, req, strlen(req)) == 0 && http_read_response(conn, &res) == 0 &&
+	   res.status == 200 && !res.connection_close, "idle keep-alive connection open");
+	kill(c.pid, SIGTERM);
+	watch(&c, 5000, &p);
+	status = spawn_reap(&c, 10000);
+	ok(p.count >= 4 && p.longest_gap_ms < WATCHDOG_MS,
+	   "draining: %d WATCHDOG=1, longest gap %lld ms (< %d)", p.count, (long long)p.longest_gap_ms, WATCHDOG_MS);
+	ok(status == 0, "exit %d after the drain", status);
+	if (conn >= 0)
+		close(conn);
+	spawn_forget(&c);
+}
+
+static void test_no_pings(const char *tag, char *const env[], const char *what)
+{
+	struct child c;
+	struct pings p;
+
+	ok(start(&c, tag, env) == 0, "%s: READY=1", what);
+	watch(&c, WATCH_MS, &p);
+	ok(p.count == 0, "%s: %d WATCHDOG=1 in %d ms", what, p.count, WATCH_MS);
+	kill(c.pid, SIGTERM);
+	ok(spawn_reap(&c, 10000) == 0, "%s: exit 0", what);
+	spawn_forget(&c);
+}
+
+int main(int argc, char **argv)
+{
+	char usec[] = "WATCHDOG_USEC=200000", other_pid[] = "WATCHDOG_PID=1";
+	char *for_other[] = { usec, other_pid, NULL };
+	char cmd[128];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_watchdog PATH/TO/myapp\n");
+		return 2;
+	}
+	myapp = argv[1];
+	signal(SIGPIPE, SIG_IGN);
+	if (!mkdtemp(dir)) {
+		printf("Bail out! mkdtemp\n");
+		return 1;
+	}
+	snprintf(public_path, sizeof(public_path), "%s/public.sock", dir);
+	public_fd = spawn_bind(public_path, SOCK_STREAM);
+	ok(public_fd >= 0, "public socket bound");
+
+	test_pings();
+	test_no_pings("off", NULL, "no WATCHDOG_USEC");
+	test_no_pings("other", for_other, "WATCHDOG_PID of another process");
+
+	close(public_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (tap_failed == 0 && system(cmd) != 0)
+		printf("# cannot remove %s\n", dir);
+	else if (tap_failed)
+		printf("# logs kept in %s\n", dir);
+	return tap_done();
+}
