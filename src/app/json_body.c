@@ -2,6 +2,7 @@
 #include "json_body.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,47 @@
 #endif
 
 #define BODY_MAX_DEPTH 8	/* a note is one flat object */
+
+/*
+ * json-c 0.17+ in strict mode refuses every byte >= 0x80 inside a string (a
+ * signed-char comparison; trixie's 0.18 has it), so UTF-8 text would be
+ * refused. Strictness is about the structure, where such bytes are never
+ * valid anyway: check the structure strictly on a copy with those bytes
+ * masked as ASCII, and take the text from a second, UTF-8-validating parse.
+ */
+static bool has_high_bytes(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)body[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static int strict_structure_ok(const char *body, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *root;
+	char *masked;
+	int ok;
+
+	masked = malloc(len);
+	if (!masked)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		masked[i] = (unsigned char)body[i] >= 0x80 ? 'x' : body[i];
+	tok = json_tokener_new_ex(BODY_MAX_DEPTH);
+	if (!tok) {
+		free(masked);
+		return -ENOMEM;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	root = json_tokener_parse_ex(tok, masked, (int)len);
+	ok = root && json_tokener_get_error(tok) == json_tokener_success;
+	json_object_put(root);
+	json_tokener_free(tok);
+	free(masked);
+	return ok ? 0 : -EINVAL;
+}
 
 int json_body_note_text(const char *body, size_t len, char **text, size_t *text_len, const char **why)
 {
@@ -34,7 +76,18 @@ int json_body_note_text(const char *body, size_t len, char **text, size_t *text_
 		*why = "out of memory";
 		return -ENOMEM;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	if (has_high_bytes(body, len)) {
+		ret = strict_structure_ok(body, len);
+		if (ret < 0) {
+			if (ret == -ENOMEM)
+				*why = "out of memory";
+			goto out;
+		}
+		ret = -EINVAL;
+		json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+	} else {
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	}
 	root = json_tokener_parse_ex(tok, body, (int)len);
 	if (!root || json_tokener_get_error(tok) != json_tokener_success)
 		goto out;
