@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2319 # `[ cond ]; ok $? "what"` records the condition on purpose
 # Command-line tests of myapp-zdd (TAP): real git pushes through the real
 # pre-receive hook, real builds, a stand-in systemctl (fake-systemctl)
 # that runs each release's ./start, and a tiny Python app that serves its
@@ -20,6 +21,9 @@ failed=0
 ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$T/sanitizer"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$T/sanitizer"
 export ASAN_OPTIONS UBSAN_OPTIONS
+# Commits need an identity; a fresh machine (a CI testbed) has none.
+export GIT_AUTHOR_NAME=zdd-test GIT_AUTHOR_EMAIL=zdd-test@localhost
+export GIT_COMMITTER_NAME=zdd-test GIT_COMMITTER_EMAIL=zdd-test@localhost
 
 cleanup() {
 	for p in "$T"/state/*.pid; do
