@@ -8,42 +8,9 @@ need_root() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, mounts, systemd-nspawn)"
 }
 
-need_cmds() {
-	local cmd missing=""
-	for cmd in "$@"; do
-		command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
-	done
-	[ -z "$missing" ] || die "missing commands:$missing (see tests/deps/testbed.txt)"
-}
-
-# A suite name goes into paths and a hash: keep it to what Debian/Ubuntu use.
-check_suite() {
-	case "$1" in
-	'' | *[!a-z0-9.-]*) die "bad suite name '$1'" ;;
-	esac
-}
-
-# First Debian archive URI (http(s)://…/debian) this host's apt uses, so the
-# testbed follows whatever mirror the machine is configured for.
-host_mirror() {
-	local f uri etc=${TESTBED_APT_ETC:-/etc/apt}
-	for f in "$etc/sources.list" "$etc"/sources.list.d/*.list; do
-		[ -r "$f" ] || continue
-		uri=$(sed -n -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?(https?:\/\/[^[:space:]]*\/debian)\/?[[:space:]].*/\2/p' "$f" | head -n1)
-		[ -z "$uri" ] || { printf '%s\n' "$uri"; return 0; }
-	done
-	for f in "$etc"/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		uri=$(awk '
-			/^[[:space:]]*#/ { next }
-			tolower($1) == "uris:" {
-				for (i = 2; i <= NF; i++)
-					if ($i ~ /^https?:\/\/.*\/debian\/?$/) { sub(/\/$/, "", $i); print $i; exit }
-			}' "$f")
-		[ -z "$uri" ] || { printf '%s\n' "$uri"; return 0; }
-	done
-	return 1
-}
+DEPS_LIST=tests/deps/testbed.txt
+# shellcheck source=tests/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
 
 resolve_mirror() {
 	local mirror=${OPT_MIRROR:-${TESTBED_MIRROR:-}}

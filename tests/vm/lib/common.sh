@@ -9,42 +9,9 @@ need_root() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, loop mount, qemu)"
 }
 
-need_cmds() {
-	local cmd missing=""
-	for cmd in "$@"; do
-		command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
-	done
-	[ -z "$missing" ] || die "missing commands:$missing (see tests/deps/vm.txt)"
-}
-
-# A suite name goes into paths and a hash: keep it to what Debian/Ubuntu use.
-check_suite() {
-	case "$1" in
-	'' | *[!a-z0-9.-]*) die "bad suite name '$1'" ;;
-	esac
-}
-
-# First Debian archive URI (http(s)://…/debian) this host's apt uses, so the
-# image follows whatever mirror the machine is configured for.
-host_mirror() {
-	local f uri
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -r "$f" ] || continue
-		uri=$(sed -n -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?(https?:\/\/[^[:space:]]*\/debian)\/?[[:space:]].*/\2/p' "$f" | head -n1)
-		[ -z "$uri" ] || { printf '%s\n' "$uri"; return 0; }
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -r "$f" ] || continue
-		uri=$(awk '
-			/^[[:space:]]*#/ { next }
-			tolower($1) == "uris:" {
-				for (i = 2; i <= NF; i++)
-					if ($i ~ /^https?:\/\/.*\/debian\/?$/) { sub(/\/$/, "", $i); print $i; exit }
-			}' "$f")
-		[ -z "$uri" ] || { printf '%s\n' "$uri"; return 0; }
-	done
-	return 1
-}
+DEPS_LIST=tests/deps/vm.txt
+# shellcheck source=tests/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
 
 resolve_mirror() {
 	if [ -n "${OPT_MIRROR:-}" ]; then
