@@ -233,8 +233,9 @@ commit "exits at start" exit-at-start
 rc=0; deploy_head || rc=$?
 [ "$rc" -eq 1 ] && has "deploy failed at start" && has "journal of myapp@" &&
     [ "$(current)" = "$R2" ] && [ "$(nreleases)" -eq "$before" ] &&
-    [ "$(side_sockets)" -eq 0 ]
-ok $? "release exiting at start: exit 1, journal shown, nothing changed"
+    [ "$(side_sockets)" -eq 0 ] &&
+    grep -q "reset-failed myapp@.*myapp-probe@" "$T/state/reset-failed.log"
+ok $? "release exiting at start: exit 1, journal shown, failed state cleared, nothing changed"
 uncommit_flag exit-at-start
 
 commit "unhealthy" unhealthy
