@@ -195,8 +195,7 @@ fail_before_swap(struct run *r, bool show_journal)
 		units_journal_tail(r->cfg, r->side_unit, JOURNAL_LINES);
 	/* The refused release was reported above: leave no "failed" unit
 	 * behind for `systemctl --failed` and monitoring to trip over. */
-	units_run(r->cfg, STOP_TIMEOUT_S, "reset-failed", r->side_unit,
-	    r->side_probe_unit);
+	units_reset_failed(r->cfg, r->side_unit, r->side_probe_unit);
 	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
 		log_info("       removed release %s", r->id);
 	set_still_serving(r);

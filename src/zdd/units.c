@@ -68,6 +68,22 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
 	return 0;
 }
 
+/* Best effort and quiet: a unit already unloaded has no failed state to
+ * clear, and systemctl says so with an error. */
+void
+units_reset_failed(const struct zdd_config *cfg, const char *unit1,
+    const char *unit2)
+{
+	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
+	    "reset-failed", (char *)unit1, (char *)unit2, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
+	    .timeout_s = 30 };
+	char out[512];
+	int status;
+
+	(void)spawn_capture(argv, &o, out, sizeof(out), &status);
+}
+
 void
 units_journal_tail(const struct zdd_config *cfg, const char *unit,
     unsigned lines)

@@ -138,6 +138,8 @@ int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n);
 int units_run(const struct zdd_config *cfg, unsigned timeout_s,
     const char *verb, const char *unit1, const char *unit2);
+void units_reset_failed(const struct zdd_config *cfg, const char *unit1,
+    const char *unit2);
 void units_journal_tail(const struct zdd_config *cfg, const char *unit,
     unsigned lines);
 int units_show(const struct zdd_config *cfg, const char *unit);
