@@ -78,7 +78,7 @@ struct spawn_opts {
 	int out_fd;               /* -1: inherit */
 	int err_fd;               /* -1: inherit */
 	bool new_pgrp;            /* own process group, killed as a whole */
-	bool low_priority;        /* nice 10, best-effort 7 I/O */
+	bool low_priority;        /* SCHED_IDLE CPU, best-effort 7 I/O */
 	unsigned timeout_s;       /* 0: none */
 };
 int spawn_run(char *const argv[], const struct spawn_opts *o, int *wstatus);

@@ -466,7 +466,8 @@ test_build(void)
 
 	b = (struct build_case){ &c, id, "echo out; echo err >&2; "
 	    "echo \"PATH=$PATH HOME=$HOME LANG=$LANG GIT_DIR=${GIT_DIR:-unset}\";"
-	    " echo nice=$(cut -d' ' -f19 /proc/self/stat); ionice -p $$;"
+	    " echo nice=$(cut -d' ' -f19 /proc/self/stat);"
+	    " echo policy=$(cut -d' ' -f41 /proc/self/stat); ionice -p $$;"
 	    " pwd > where", 0, "" };
 	setenv("GIT_DIR", "/should/not/leak", 1);
 	env_sanitize();
@@ -478,7 +479,9 @@ test_build(void)
 	ok(strstr(content, "PATH=/usr/local/bin:/usr/bin:/bin ") &&
 	    strstr(content, "LANG=C.UTF-8") && strstr(content, "GIT_DIR=unset"),
 	    "clean environment (PATH, LANG, no GIT_*)");
-	ok(strstr(content, "nice=10") != NULL, "build runs at nice 10");
+	ok(strstr(content, "nice=19") != NULL, "build runs at nice 19");
+	ok(strstr(content, "policy=5") != NULL,
+	    "build runs under SCHED_IDLE (policy 5): only CPU the app leaves");
 	ok(strstr(content, "best-effort: prio 7") != NULL,
 	    "build runs at best-effort I/O priority 7");
 	ok(sh("grep -qx %s/releases/%s %s/releases/%s/where", root, id, root,
