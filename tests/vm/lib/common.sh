@@ -9,6 +9,7 @@ need_root() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, loop mount, qemu)"
 }
 
+# shellcheck disable=SC2034 # read by host.sh (need_cmds)
 DEPS_LIST=tests/deps/vm.txt
 # shellcheck source=tests/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
