@@ -55,6 +55,9 @@ static void exec_child(const struct child *c, const int *fds, int nfds, const ch
 	for (int i = 0; i < nfds; i++)
 		if (dup2(high[i], 3 + i) < 0)
 			_exit(120);
+	/* Only the passed fds, as systemd does: none the test inherited. */
+	for (int fd = 3 + nfds; fd < 1024; fd++)
+		close(fd);
 	snprintf(buf, sizeof(buf), "%d", (int)getpid());
 	setenv("LISTEN_PID", buf, 1);
 	snprintf(buf, sizeof(buf), "%d", nfds);
@@ -180,4 +183,33 @@ void spawn_show_log(const struct child *c)
 	snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/#   /'", c->log_path);
 	if (system(cmd) != 0)
 		printf("# (no log)\n");
+}
+
+int spawn_scratch(struct scratch *s, const char *name)
+{
+	int n;
+
+	s->public_fd = -1;
+	n = snprintf(s->dir, sizeof(s->dir), "/tmp/myapp-%s-XXXXXX", name);
+	if (n < 0 || (size_t)n >= sizeof(s->dir) || !mkdtemp(s->dir))
+		return -1;
+	snprintf(s->public_path, sizeof(s->public_path), "%s/public.sock", s->dir);
+	s->public_fd = spawn_bind(s->public_path, SOCK_STREAM);
+	return 0;
+}
+
+void spawn_scratch_done(struct scratch *s, int keep)
+{
+	char cmd[sizeof(s->dir) + 16];
+
+	if (s->public_fd >= 0)
+		close(s->public_fd);
+	s->public_fd = -1;
+	if (keep) {
+		printf("# logs kept in %s\n", s->dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", s->dir);
 }

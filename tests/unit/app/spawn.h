@@ -17,6 +17,13 @@ struct child {
 	char log_path[128];
 };
 
+/* A test's scratch dir (state, sockets, logs) and the public socket in it. */
+struct scratch {
+	char dir[64];
+	char public_path[108];
+	int public_fd;		/* listening on public_path, or -1: the caller checks */
+};
+
 int64_t spawn_now_ms(void);
 /* A UNIX socket bound at path (SOCK_STREAM: listening too); fd or -1. */
 int spawn_bind(const char *path, int type);
@@ -36,5 +43,10 @@ int spawn_reap(struct child *c, int timeout_ms);
 int waitpid_exited(struct child *c);
 void spawn_forget(struct child *c);
 void spawn_show_log(const struct child *c);
+/* mkdtemp /tmp/myapp-NAME-XXXXXX and bind public.sock in it; -1 when there
+ * is no dir, 0 otherwise (public_fd -1 when the bind failed). */
+int spawn_scratch(struct scratch *s, const char *name);
+/* Closes the public socket; removes the dir, or keeps it (logs) when keep. */
+void spawn_scratch_done(struct scratch *s, int keep);
 
 #endif

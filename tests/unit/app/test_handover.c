@@ -10,40 +10,34 @@
  * (GET /api/status, POST /api/notes): none may fail. At the end every
  * acknowledged note must read back, also after a SIGKILL'd instance.
  *   usage: test_handover PATH/TO/myapp   (HANDOVER_ROUNDS=N, default 200) */
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "http_client.h"
 #include "notes.h"
+#include "spawn.h"
 #include "tap.h"
 
 #define ACKED_MAX 400000
 
+/* An app instance and its own probe socket (fd 4). */
 struct instance {
-	pid_t pid;
+	struct child c;
 	int probe_fd;
-	int notify_fd;
 	char probe_path[108];
-	char log_path[128];
 };
 
 static const char *myapp;
-static char dir[] = "/tmp/myapp-handover-XXXXXX";
-static char public_path[108];
-static int public_fd;
+static struct scratch scratch;
 static int instance_seq;
 
 /* What the load clients saw. */
@@ -55,29 +49,6 @@ static int64_t acked_ids[ACKED_MAX];
 static int acked_seq[ACKED_MAX];
 static int acked_count;
 static char last_failure[256];
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int bind_socket(const char *path, int type)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || strlen(path) >= sizeof(sun.sun_path))
-		return -1;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-		return -1;
-	if (type == SOCK_STREAM && listen(fd, 512) < 0)
-		return -1;
-	return fd;
-}
 
 static int still_listening(int fd)
 {
@@ -126,7 +97,8 @@ static void *load_posts(void *arg)
 
 		snprintf(body, sizeof(body), "{\"text\":\"load note %d\"}", s);
 		atomic_fetch_add(&load_requests, 1);
-		if (http_do(public_path, "POST", "/api/notes", "application/json", body, &res) < 0 || res.status != 201)
+		if (http_do(scratch.public_path, "POST", "/api/notes", "application/json", body, &res) < 0 ||
+		    res.status != 201)
 			load_failed("POST /api/notes", &res);
 		else
 			record_ack(res.body, s);
@@ -142,106 +114,46 @@ static void *load_gets(void *arg)
 		struct http_result res;
 
 		atomic_fetch_add(&load_requests, 1);
-		if (http_do(public_path, "GET", "/api/status", NULL, NULL, &res) < 0 || res.status != 200)
+		if (http_do(scratch.public_path, "GET", "/api/status", NULL, NULL, &res) < 0 || res.status != 200)
 			load_failed("GET /api/status", &res);
 		usleep(1000);
 	}
 	return NULL;
 }
 
-/* Waits for a notification containing what; 0 or -1. */
-static int wait_notify(struct instance *in, const char *what, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	char buf[4096];
-
-	while (now_ms() < deadline) {
-		struct pollfd pfd = { .fd = in->notify_fd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
-			continue;
-		n = recv(in->notify_fd, buf, sizeof(buf) - 1, 0);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-			if (strcmp(line, what) == 0)
-				return 0;
-	}
-	return -1;
-}
-
 static int start_instance(struct instance *in)
 {
-	char notify_path[128], release[32];
+	char tag[32], release[48];
+	char *env[] = { release, NULL };
+	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-timeout", "10", NULL };
 	int k = instance_seq++;
+	int fds[2];
 
-	memset(in, 0, sizeof(*in));
-	snprintf(in->probe_path, sizeof(in->probe_path), "%s/probe-%d.sock", dir, k);
-	snprintf(in->log_path, sizeof(in->log_path), "%s/instance-%d.log", dir, k);
-	snprintf(notify_path, sizeof(notify_path), "%s/notify-%d.sock", dir, k);
-	snprintf(release, sizeof(release), "inst-%d", k);
-	in->probe_fd = bind_socket(in->probe_path, SOCK_STREAM);
-	in->notify_fd = bind_socket(notify_path, SOCK_DGRAM);
-	if (in->probe_fd < 0 || in->notify_fd < 0)
+	snprintf(tag, sizeof(tag), "inst-%d", k);
+	snprintf(release, sizeof(release), "ZDD_RELEASE=%s", tag);
+	snprintf(in->probe_path, sizeof(in->probe_path), "%s/probe-%d.sock", scratch.dir, k);
+	in->probe_fd = spawn_bind(in->probe_path, SOCK_STREAM);
+	if (in->probe_fd < 0)
 		return -1;
-	in->pid = fork();
-	if (in->pid < 0)
+	fds[0] = scratch.public_fd;
+	fds[1] = in->probe_fd;
+	if (spawn_child(&in->c, scratch.dir, tag, fds, 2, "myapp.socket:myapp-probe.socket", env, argv) < 0)
 		return -1;
-	if (in->pid == 0) {
-		char pid[32];
-		int pub = fcntl(public_fd, F_DUPFD, 100), probe = fcntl(in->probe_fd, F_DUPFD, 100);
-		int log = open(in->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (pub < 0 || probe < 0 || log < 0 || dup2(pub, 3) < 0 || dup2(probe, 4) < 0 || dup2(log, 2) < 0)
-			_exit(120);
-		for (int fd = 5; fd < 1024; fd++)
-			close(fd);
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		setenv("LISTEN_PID", pid, 1);
-		setenv("LISTEN_FDS", "2", 1);
-		setenv("LISTEN_FDNAMES", "myapp.socket:myapp-probe.socket", 1);
-		setenv("NOTIFY_SOCKET", notify_path, 1);
-		setenv("ZDD_RELEASE", release, 1);
-		execl(myapp, myapp, "--state-dir", dir, "--threads", "2", "--drain-timeout", "10", (char *)NULL);
-		_exit(127);
-	}
-	return wait_notify(in, "READY=1", 20000);
+	return spawn_wait_notify(&in->c, "READY=1", 20000);
 }
 
-/* Waits for the instance to exit; its exit status, or -1 on timeout. */
-static int reap(struct instance *in, int timeout_ms)
+/* A failed start leaves pid -1: kill(-1, sig) would hit every process. */
+static void signal_instance(const struct instance *in, int sig)
 {
-	int64_t deadline = now_ms() + timeout_ms;
-	int status;
-
-	while (now_ms() < deadline) {
-		pid_t r = waitpid(in->pid, &status, WNOHANG);
-
-		if (r == in->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(2000);
-	}
-	kill(in->pid, SIGKILL);
-	waitpid(in->pid, &status, 0);
-	return -1;
+	if (in->c.pid > 0)
+		kill(in->c.pid, sig);
 }
 
 static void forget(struct instance *in)
 {
 	close(in->probe_fd);
-	close(in->notify_fd);
 	unlink(in->probe_path);
-}
-
-static void show_log(const struct instance *in)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/#   /'", in->log_path);
-	if (system(cmd) != 0)
-		printf("# (no log)\n");
+	spawn_forget(&in->c);
 }
 
 /* Reads an interim "HTTP/1.1 1xx" answer byte by byte; its status or -1. */
@@ -278,7 +190,7 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 
 	if (start_instance(b) < 0) {
 		printf("# instance B did not report READY=1\n");
-		show_log(b);
+		spawn_show_log(&b->c);
 		return -1;
 	}
 	/* "100 Continue" proves A is handling the request: it is in flight. */
@@ -286,8 +198,8 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	if (slow < 0 || http_write_all(slow, head, strlen(head)) < 0 || read_interim(slow) != 100 ||
 	    http_write_all(slow, half, strlen(half)) < 0)
 		problems |= 1;
-	kill(a->pid, SIGTERM);
-	if (wait_notify(a, "STOPPING=1", 5000) < 0)
+	signal_instance(a, SIGTERM);
+	if (spawn_wait_notify(&a->c, "STOPPING=1", 5000) < 0)
 		problems |= 2;
 	usleep(30 * 1000);	/* A drains while the body trickles */
 	if (http_write_all(slow, tail, strlen(tail)) < 0 || http_read_response(slow, &slow_res) < 0 || slow_res.status != 201)
@@ -297,17 +209,17 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	else
 		record_ack(slow_res.body, -1);
 	close(slow);
-	status = reap(a, 15000);
+	status = spawn_reap(&a->c, 15000);
 	if (status != 0)
 		problems |= 16;
-	if (!still_listening(public_fd))
+	if (!still_listening(scratch.public_fd))
 		problems |= 32;
-	if (http_do(public_path, "GET", "/healthz", NULL, NULL, &res) < 0 || res.status != 200)
+	if (http_do(scratch.public_path, "GET", "/healthz", NULL, NULL, &res) < 0 || res.status != 200)
 		problems |= 64;
 	if (problems || verbose) {
 		printf("# handover problems 0x%x (slow POST status %d, A exit %d)\n", problems, slow_res.status, status);
 		if (problems)
-			show_log(a);
+			spawn_show_log(&a->c);
 	}
 	forget(a);
 	return problems ? -1 : 0;
@@ -319,7 +231,7 @@ static int verify_acked(int *checked)
 	struct notes *notes = NULL;
 	int bad = 0;
 
-	if (notes_open(&notes, dir) < 0)
+	if (notes_open(&notes, scratch.dir) < 0)
 		return -1;
 	pthread_mutex_lock(&acked_lock);
 	for (int i = 0; i < acked_count; i++) {
@@ -351,7 +263,6 @@ int main(int argc, char **argv)
 	pthread_t loaders[2];
 	int cur = 0, good_rounds = 0, checked = 0, bad;
 	int64_t t0;
-	char cmd[128];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_handover PATH/TO/myapp\n");
@@ -359,19 +270,17 @@ int main(int argc, char **argv)
 	}
 	myapp = argv[1];
 	signal(SIGPIPE, SIG_IGN);
-	if (!mkdtemp(dir)) {
+	if (spawn_scratch(&scratch, "handover") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
-	snprintf(public_path, sizeof(public_path), "%s/public.sock", dir);
-	public_fd = bind_socket(public_path, SOCK_STREAM);
-	ok(public_fd >= 0, "public socket bound");
+	ok(scratch.public_fd >= 0, "public socket bound");
 
 	ok(start_instance(&inst[cur]) == 0, "first instance reports READY=1");
 	pthread_create(&loaders[0], NULL, load_posts, NULL);
 	pthread_create(&loaders[1], NULL, load_gets, NULL);
 
-	t0 = now_ms();
+	t0 = spawn_now_ms();
 	for (int r = 0; r < rounds; r++) {
 		if (handover(&inst[cur], &inst[1 - cur], r == 0) == 0)
 			good_rounds++;
@@ -380,7 +289,7 @@ int main(int argc, char **argv)
 		cur = 1 - cur;
 	}
 	ok(good_rounds == rounds, "%d/%d handovers: slow request 201 + Connection: close, STOPPING=1, exit 0, "
-	   "socket listening, successor serving (%.1f s)", good_rounds, rounds, (double)(now_ms() - t0) / 1000);
+	   "socket listening, successor serving (%.1f s)", good_rounds, rounds, (double)(spawn_now_ms() - t0) / 1000);
 	ok(atomic_load(&load_failures) == 0, "%d requests on the public socket during the handovers, %d failed%s%s",
 	   atomic_load(&load_requests), atomic_load(&load_failures), load_failures ? ": " : "", last_failure);
 
@@ -392,8 +301,8 @@ int main(int argc, char **argv)
 		ok(started, "instance for the SIGKILL test reports READY=1");
 		usleep(200 * 1000);
 		atomic_store(&tolerate_failures, 1);
-		kill(a->pid, SIGKILL);
-		ok(reap(a, 5000) == 128 + SIGKILL, "instance killed");
+		signal_instance(a, SIGKILL);
+		ok(spawn_reap(&a->c, 5000) == 128 + SIGKILL, "instance killed");
 		forget(a);
 		usleep(300 * 1000);
 		atomic_store(&tolerate_failures, 0);
@@ -407,19 +316,14 @@ int main(int argc, char **argv)
 	       atomic_load(&load_failures_tolerated));
 	ok(atomic_load(&load_failures) == 0, "no failure outside the SIGKILL window (%s)", last_failure);
 
-	kill(inst[cur].pid, SIGTERM);
-	ok(reap(&inst[cur], 15000) == 0, "last instance exits 0 on SIGTERM");
+	signal_instance(&inst[cur], SIGTERM);
+	ok(spawn_reap(&inst[cur].c, 15000) == 0, "last instance exits 0 on SIGTERM");
 	forget(&inst[cur]);
-	ok(still_listening(public_fd), "public socket still listening at the end");
+	ok(still_listening(scratch.public_fd), "public socket still listening at the end");
 
 	bad = verify_acked(&checked);
 	ok(checked > 0 && bad == 0, "%d acknowledged notes, %d missing", checked, bad);
 
-	close(public_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (tap_failed == 0 && system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	else if (tap_failed)
-		printf("# logs kept in %s\n", dir);
+	spawn_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

@@ -48,9 +48,7 @@ struct slot {
 };
 
 static const char *myapp;
-static char dir[] = "/tmp/myapp-keepalive-XXXXXX";
-static char public_path[108];
-static int public_fd;
+static struct scratch scratch;
 static const char *drain_idle_ms;
 static int rate = 1000;
 
@@ -120,7 +118,7 @@ static void one_request(struct slot *s, int post, int seq)
 			drop(s);
 		}
 		if (s->fd < 0) {
-			s->fd = http_connect_unix(public_path);
+			s->fd = http_connect_unix(scratch.public_path);
 			if (s->fd < 0) {
 				failed("connect: errno %d", -s->fd);
 				s->fd = -1;
@@ -195,12 +193,12 @@ static int start(struct child *c, int k)
 {
 	char tag[32], release[48];
 	char *env[] = { release, NULL };
-	char *argv[] = { (char *)myapp, "--state-dir", dir, "--threads", "2", "--drain-timeout", "10",
+	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-timeout", "10",
 			 drain_idle_ms ? "--drain-idle-ms" : NULL, (char *)drain_idle_ms, NULL };
 
 	snprintf(tag, sizeof(tag), "inst-%d", k);
 	snprintf(release, sizeof(release), "ZDD_RELEASE=%s", tag);
-	if (spawn_child(c, dir, tag, &public_fd, 1, "myapp.socket", env, argv) < 0)
+	if (spawn_child(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
 		return -1;
 	return spawn_wait_notify(c, "READY=1", 20000);
 }
@@ -221,7 +219,6 @@ int main(int argc, char **argv)
 	pthread_t loaders[LOAD_THREADS];
 	int cur = 0, good = 0, k = 0;
 	int64_t t0, longest_drain = 0;
-	char cmd[128];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_keepalive_drain PATH/TO/myapp\n");
@@ -234,13 +231,11 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > 10000)
 		rounds = 30;
 	signal(SIGPIPE, SIG_IGN);
-	if (!mkdtemp(dir)) {
+	if (spawn_scratch(&scratch, "keepalive") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
-	snprintf(public_path, sizeof(public_path), "%s/public.sock", dir);
-	public_fd = spawn_bind(public_path, SOCK_STREAM);
-	ok(public_fd >= 0, "public socket bound");
+	ok(scratch.public_fd >= 0, "public socket bound");
 	for (int i = 0; i < POOL_SIZE; i++) {
 		pthread_mutex_init(&pool[i].lock, NULL);
 		pool[i].fd = -1;
@@ -268,7 +263,7 @@ int main(int argc, char **argv)
 		status = spawn_reap(a, 15000);
 		if (status != 0)
 			problems |= 2;
-		if (!still_listening(public_fd))
+		if (!still_listening(scratch.public_fd))
 			problems |= 4;
 		t = spawn_now_ms() - t;
 		if (t > longest_drain)
@@ -304,11 +299,6 @@ int main(int argc, char **argv)
 	kill(inst[cur].pid, SIGTERM);
 	ok(spawn_reap(&inst[cur], 15000) == 0, "last instance exits 0 on SIGTERM");
 	spawn_forget(&inst[cur]);
-	close(public_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (tap_failed == 0 && system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	else if (tap_failed)
-		printf("# logs kept in %s\n", dir);
+	spawn_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

@@ -20,9 +20,7 @@
 #define WATCH_MS 1000
 
 static const char *myapp;
-static char dir[] = "/tmp/myapp-watchdog-XXXXXX";
-static char public_path[108];
-static int public_fd;
+static struct scratch scratch;
 
 struct pings {
 	int count;
@@ -65,9 +63,9 @@ static void watch(struct child *c, int duration_ms, struct pings *p)
 
 static int start(struct child *c, const char *tag, char *const env[])
 {
-	char *argv[] = { (char *)myapp, "--state-dir", dir, "--threads", "2", "--drain-idle-ms", "1000", NULL };
+	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-idle-ms", "1000", NULL };
 
-	if (spawn_child(c, dir, tag, &public_fd, 1, "myapp.socket", env, argv) < 0)
+	if (spawn_child(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
 		return -1;
 	return spawn_wait_notify(c, "READY=1", 20000);
 }
@@ -89,7 +87,7 @@ static void test_pings(void)
 	   (long long)p.longest_gap_ms, WATCHDOG_MS);
 
 	/* An idle keep-alive connection keeps the drain in its 1 s linger. */
-	conn = http_connect_unix(public_path);
+	conn = http_connect_unix(scratch.public_path);
 	ok(conn >= 0 && http_write_all(conn, req, strlen(req)) == 0 && http_read_response(conn, &res) == 0 &&
 	   res.status == 200 && !res.connection_close, "idle keep-alive connection open");
 	kill(c.pid, SIGTERM);
@@ -120,7 +118,6 @@ int main(int argc, char **argv)
 {
 	char usec[] = "WATCHDOG_USEC=200000", other_pid[] = "WATCHDOG_PID=1";
 	char *for_other[] = { usec, other_pid, NULL };
-	char cmd[128];
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: test_watchdog PATH/TO/myapp\n");
@@ -128,23 +125,16 @@ int main(int argc, char **argv)
 	}
 	myapp = argv[1];
 	signal(SIGPIPE, SIG_IGN);
-	if (!mkdtemp(dir)) {
+	if (spawn_scratch(&scratch, "watchdog") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
-	snprintf(public_path, sizeof(public_path), "%s/public.sock", dir);
-	public_fd = spawn_bind(public_path, SOCK_STREAM);
-	ok(public_fd >= 0, "public socket bound");
+	ok(scratch.public_fd >= 0, "public socket bound");
 
 	test_pings();
 	test_no_pings("off", NULL, "no WATCHDOG_USEC");
 	test_no_pings("other", for_other, "WATCHDOG_PID of another process");
 
-	close(public_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (tap_failed == 0 && system(cmd) != 0)
-		printf("# cannot remove %s\n", dir);
-	else if (tap_failed)
-		printf("# logs kept in %s\n", dir);
+	spawn_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }
