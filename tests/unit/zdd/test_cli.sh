@@ -6,6 +6,9 @@
 # REVISION on the probe socket.  Proves the handover's sequencing, failure
 # paths, rollback, restart, pruning, locking and history without systemd;
 # the real units are proven by the package's autopkgtest.
+# The tiny app is a stand-in, not the example app (tests/apps/python, checked
+# by test_contract_app.py): fake-systemctl passes no sockets, so it binds
+# PROBE_SOCKET itself, which the release contract forbids.
 #
 # usage: test_cli.sh PATH-TO-myapp-zdd
 set -eu

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""TAP test: the Python example app (python-app/start) keeps the release
-contract when started the way systemd starts it: sockets at fd 3 and 4
-(LISTEN_FDS), READY=1 on NOTIFY_SOCKET, drain on SIGTERM, and the
-listening sockets left intact for the next instance."""
+"""TAP test: the Python example app (tests/apps/python/start, the one the
+autopkgtests deploy) keeps the release contract when started the way
+systemd starts it: sockets at fd 3 and 4 (LISTEN_FDS) with O_NONBLOCK
+cleared, READY=1 on NOTIFY_SOCKET, drain on SIGTERM, and the listening
+sockets left intact for the next instance; and its test modes (`sick`,
+`never-ready`) misbehave as the autopkgtests expect."""
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,17 +16,20 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-START = os.path.join(HERE, "python-app", "start")
+START = os.path.join(HERE, "..", "..", "apps", "python", "start")
 results = []
 
 
-def ok(cond, desc):
+def ok(cond, desc, got=None):
     results.append(bool(cond))
     print("%sok %d - %s" % ("" if cond else "not ", len(results), desc),
           flush=True)
+    if not cond and got is not None:
+        print("# got %r" % (got,), flush=True)
 
 
 def get(path, sock_path, timeout=5):
+    """GET over a UNIX socket: (raw answer, JSON body or None)."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     s.connect(sock_path)
@@ -34,73 +41,125 @@ def get(path, sock_path, timeout=5):
             break
         data += chunk
     s.close()
-    return data
+    return data, body_json(data)
 
 
-def launch(tmp, public, probe, notify, release):
-    def fds():
-        os.dup2(public.fileno(), 3)
-        os.dup2(probe.fileno(), 4)
-    env = {"PATH": "/usr/bin:/bin", "LISTEN_FDS": "2",
-           "LISTEN_FDNAMES": "myapp.socket:probe",
-           "NOTIFY_SOCKET": notify, "ZDD_RELEASE": release}
-    # LISTEN_PID must be the app's own pid: set it in the shell that execs.
-    return subprocess.Popen(["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0"',
-                             START], cwd=tmp, env=env, preexec_fn=fds,
-                            pass_fds=(3, 4))
+def body_json(data):
+    try:
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+    except (IndexError, ValueError):
+        return None
 
 
-def wait_ready(n, timeout=5):
+class App:
+    """One instance started as systemd starts it, in release directory
+    `rel` (created, with REVISION and an optional `mode` file)."""
+
+    def __init__(self, tmp, rel, public, probe, mode=None):
+        self.dir = os.path.join(tmp, rel)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "REVISION"), "w") as f:
+            f.write("cafe1234\n")
+        if mode:
+            with open(os.path.join(self.dir, "mode"), "w") as f:
+                f.write(mode + "\n")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify_path = os.path.join(tmp, "notify-%s.sock" % rel)
+        self.notify.bind(notify_path)
+        state = os.path.join(tmp, "state")
+        os.makedirs(state, exist_ok=True)
+        # systemd clears O_NONBLOCK on the sockets at every start, for every
+        # process sharing them (NonBlocking= is off by default).
+        public.setblocking(True)
+        probe.setblocking(True)
+
+        def fds():
+            os.dup2(public.fileno(), 3)
+            os.dup2(probe.fileno(), 4)
+        env = {"PATH": "/usr/bin:/bin", "LISTEN_FDS": "2",
+               "LISTEN_FDNAMES": "myapp.socket:probe",
+               "NOTIFY_SOCKET": notify_path, "ZDD_RELEASE": rel,
+               "STATE_DIRECTORY": state}
+        # LISTEN_PID must be the app's own pid: set it in the shell that
+        # execs.
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0"', START],
+            cwd=self.dir, env=env, preexec_fn=fds, pass_fds=(3, 4))
+
+    def wait_ready(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.notify.settimeout(max(deadline - time.monotonic(), 0.01))
+            try:
+                if b"READY=1" in self.notify.recv(256).split(b"\n"):
+                    return True
+            except socket.timeout:
+                return False
+        return False
+
+    def stop(self, timeout=10):
+        """SIGTERM; returns (exit code, seconds taken)."""
+        self.proc.terminate()
+        t0 = time.monotonic()
+        rc = self.proc.wait(timeout=timeout)
+        self.notify.close()
+        return rc, time.monotonic() - t0
+
+
+def nonblocking_soon(sock, timeout=5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n.settimeout(max(deadline - time.monotonic(), 0.01))
-        try:
-            if b"READY=1" in n.recv(256):  # skips an earlier STOPPING=1
-                return True
-        except socket.timeout:
-            return False
+        if not os.get_blocking(sock.fileno()):
+            return True
+        time.sleep(0.05)
     return False
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="zdd-app.")
-    with open(os.path.join(tmp, "REVISION"), "w") as f:
-        f.write("cafe1234\n")
     public_path = os.path.join(tmp, "public.sock")
     probe_path = os.path.join(tmp, "probe.sock")
-    notify_path = os.path.join(tmp, "notify.sock")
     public = socket.socket(socket.AF_UNIX)
     public.bind(public_path)
     public.listen(64)
     probe = socket.socket(socket.AF_UNIX)
     probe.bind(probe_path)
     probe.listen(64)
-    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    n.bind(notify_path)
 
-    app = launch(tmp, public, probe, notify_path, "r1")
-    ok(wait_ready(n), "READY=1 sent on NOTIFY_SOCKET")
-    r = get("/healthz", probe_path)
-    ok(r.startswith(b"HTTP/1.1 200") and b"cafe1234 r1" in r,
-       "GET /healthz on the probe socket (fd 4): 200 with revision")
-    r = get("/", public_path)
-    ok(r.startswith(b"HTTP/1.1 200"), "GET / on the public socket (fd 3)")
+    app = App(tmp, "r1", public, probe)
+    ok(app.wait_ready(), "READY=1 sent on NOTIFY_SOCKET")
+    ok(not os.get_blocking(public.fileno()) and
+       not os.get_blocking(probe.fileno()),
+       "the app made the shared sockets non-blocking (systemd cleared it)")
+    r, j = get("/healthz", probe_path)
+    ok(r.startswith(b"HTTP/1.1 200") and j is not None and
+       j.get("revision") == "cafe1234" and j.get("release") == "r1",
+       "GET /healthz on the probe socket (fd 4): 200, REVISION and "
+       "ZDD_RELEASE", r)
+    # Another instance starting clears O_NONBLOCK again under the running
+    # one: it must set it again, or its accept() could block.
+    public.setblocking(True)
+    r, j = get("/api/status", public_path)
+    ok(r.startswith(b"HTTP/1.1 200") and j is not None and
+       j.get("app") == "python",
+       "GET /api/status on the public socket (fd 3): 200")
+    ok(nonblocking_soon(public),
+       "O_NONBLOCK cleared under it (another start): set again on accept")
 
     slow = {}
-    t = threading.Thread(target=lambda: slow.update(r=get("/slow",
-                                                         public_path, 10)))
+    t = threading.Thread(target=lambda: slow.update(
+        r=get("/slow", public_path, 10)))
     t.start()
     time.sleep(0.3)
-    app.terminate()
-    t0 = time.monotonic()
-    rc = app.wait(timeout=10)
+    rc, took = app.stop()
     t.join(timeout=10)
-    took = time.monotonic() - t0
     ok(rc == 0 and 0.4 < took < 5,
        "SIGTERM: waits for the in-flight request, exits 0 (%.1f s)" % took)
-    ok(slow.get("r", b"").startswith(b"HTTP/1.1 200") and
-       b"Connection: close" in slow.get("r", b""),
-       "request in flight at SIGTERM finished with Connection: close")
+    r, j = slow.get("r", (b"", None))
+    ok(r.startswith(b"HTTP/1.1 200") and b"Connection: close" in r and
+       j is not None and j.get("stopping") is True,
+       "request in flight at SIGTERM answered after it, "
+       "with Connection: close")
 
     # The listening socket must still accept connections (backlog): the
     # app neither closed nor shut it down.
@@ -114,23 +173,49 @@ def main():
         queued = False
     ok(queued, "listening socket intact after exit (connection queues)")
 
-    app2 = launch(tmp, public, probe, notify_path, "r2")
-    ok(wait_ready(n), "a second instance gets READY on the same sockets")
+    app2 = App(tmp, "r2", public, probe)
+    ok(app2.wait_ready(), "a second instance gets READY on the same sockets")
     c.settimeout(5)
+    queued_reply = b""
     try:
-        queued_reply = c.recv(4096)
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            queued_reply += chunk
     except OSError:
-        queued_reply = b""
+        pass
     c.close()
-    ok(queued_reply.startswith(b"HTTP/1.1 200") and b"r2" in queued_reply,
+    j = body_json(queued_reply)
+    ok(queued_reply.startswith(b"HTTP/1.1 200") and j is not None and
+       j.get("release") == "r2",
        "the queued connection is served by the next instance")
-    app2.terminate()
-    ok(app2.wait(timeout=10) == 0, "second instance exits 0 on SIGTERM")
+    rc, _ = app2.stop()
+    ok(rc == 0, "second instance exits 0 on SIGTERM")
 
-    for p in (public_path, probe_path, notify_path):
-        os.unlink(p)
-    os.unlink(os.path.join(tmp, "REVISION"))
-    os.rmdir(tmp)
+    # The misbehaviours the autopkgtests deploy (a `mode` file).
+    sick = App(tmp, "sick", public, probe, mode="sick")
+    ok(sick.wait_ready(), "mode sick: READY=1 all the same")
+    r, _ = get("/healthz", probe_path)
+    ok(r.startswith(b"HTTP/1.1 500"), "mode sick: GET /healthz answers 500")
+    r, _ = get("/api/status", probe_path)
+    ok(r.startswith(b"HTTP/1.1 200"), "mode sick: other paths answer 200")
+    rc, _ = sick.stop()
+    ok(rc == 0, "mode sick: exits 0 on SIGTERM")
+
+    stuck = App(tmp, "never", public, probe, mode="never-ready")
+    ok(nonblocking_soon(public) and nonblocking_soon(probe),
+       "mode never-ready: still makes the sockets non-blocking first")
+    ok(not stuck.wait_ready(timeout=2),
+       "mode never-ready: no READY=1 (2 s)")
+    ok(stuck.proc.poll() is None, "mode never-ready: still running")
+    stuck.proc.kill()
+    stuck.proc.wait(timeout=10)
+    stuck.notify.close()
+
+    public.close()
+    probe.close()
+    shutil.rmtree(tmp)
     print("1..%d" % len(results))
     print("# %d passed, %d failed" % (results.count(True),
                                       results.count(False)))
