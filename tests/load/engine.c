@@ -293,11 +293,17 @@ static void conn_event(struct engine *e, struct conn *c, uint32_t events, uint64
 		conn_write(e, c, now);
 }
 
-static int begin_request(struct engine *e, struct conn *c, const struct pending *p, uint64_t now)
+static int begin_request(struct engine *e, struct conn *c, const struct pending *p, bool fresh, uint64_t now)
 {
+	struct request_record *r = &e->cfg->records[p->seq];
+	uint64_t t0 = e->cfg->interval_ns ? sched_ns(e, p->seq) : now;
+	uint64_t queued_us = now > t0 ? (now - t0) / 1000 : 0;
 	int len = e->cfg->build(e->cfg->ctx, p->seq, e->cfg->keepalive, c->req, sizeof(c->req));
 	if (len < 0)
 		return len;
+	/* where the time went: waiting for a connection vs. on the wire */
+	r->queued_us = queued_us > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_us;
+	r->fresh = fresh;
 	c->seq = p->seq;
 	c->attempts = p->attempts;
 	c->req_len = (size_t)len;
@@ -333,7 +339,7 @@ static void open_conn(struct engine *e, struct conn *c, const struct pending *p,
 	}
 	c->state = CONN_CONNECTING;
 	e->busy++;
-	if (begin_request(e, c, p, now) < 0) {
+	if (begin_request(e, c, p, true, now) < 0) {
 		conn_fail(e, c, OUTCOME_MALFORMED, now);
 		return;
 	}
@@ -397,7 +403,7 @@ static void dispatch(struct engine *e, uint64_t now)
 		}
 		c->state = CONN_SENDING;
 		e->busy++;
-		if (begin_request(e, c, &p, now) < 0) {
+		if (begin_request(e, c, &p, false, now) < 0) {
 			conn_fail(e, c, OUTCOME_MALFORMED, now);
 			continue;
 		}

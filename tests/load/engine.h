@@ -32,6 +32,8 @@ struct request_record {
 	uint16_t status;     /* HTTP status for OUTCOME_HTTP */
 	uint8_t outcome;
 	uint8_t attempts;    /* sends that never wrote a byte and were redone */
+	uint32_t queued_us;  /* from the scheduled time to handing it to a connection */
+	uint8_t fresh;       /* 1: went out on a connection opened for it */
 };
 
 #define ENGINE_REQUEST_MAX 1024 /* one request, head and body */

@@ -22,7 +22,7 @@
 
 struct options {
 	const char *unix_path, *tcp, *host, *get_path, *post_path;
-	const char *timeline, *json, *windows;
+	const char *timeline, *json, *windows, *requests;
 	double rate, duration_s, post_ratio;
 	unsigned connections, verify_concurrency;
 	uint64_t max_pending, timeout_ms;
@@ -56,6 +56,7 @@ static void usage(FILE *out)
 		"  --windows FILE          'START_EPOCH_MS END_EPOCH_MS [label]' lines, read after the run\n"
 		"  --timeline FILE.csv     per 100 ms: sent, ok, errors, p50, p99, max, throughput\n"
 		"  --json FILE             the summary as JSON\n"
+		"  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
 		"  --fail-on-error         exit 1 if any request failed or any acknowledged write was lost\n"
 		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n");
 }
@@ -87,7 +88,7 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_UNIX = 256, O_TCP, O_HOST, O_RATE, O_DURATION, O_CONNS, O_NOKA, O_PENDING, O_TIMEOUT, O_POST,
-	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_FAIL, O_NONLO, O_HELP };
+	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_HELP };
 	static const struct option longopts[] = {
 		{ "unix", required_argument, NULL, O_UNIX },
 		{ "tcp", required_argument, NULL, O_TCP },
@@ -106,6 +107,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "windows", required_argument, NULL, O_WINDOWS },
 		{ "timeline", required_argument, NULL, O_TIMELINE },
 		{ "json", required_argument, NULL, O_JSON },
+		{ "requests", required_argument, NULL, O_REQUESTS },
 		{ "fail-on-error", no_argument, NULL, O_FAIL },
 		{ "allow-nonloopback", no_argument, NULL, O_NONLO },
 		{ "help", no_argument, NULL, O_HELP },
@@ -141,6 +143,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_WINDOWS: o->windows = optarg; break;
 		case O_TIMELINE: o->timeline = optarg; break;
+		case O_REQUESTS: o->requests = optarg; break;
 		case O_JSON: o->json = optarg; break;
 		case O_FAIL: o->fail_on_error = true; break;
 		case O_NONLO: o->allow_nonloopback = true; break;
@@ -294,6 +297,8 @@ int main(int argc, char **argv)
 	if (o.timeline && (rc = report_timeline(&r, o.timeline)) < 0)
 		goto out;
 	if (o.json && (rc = report_json(&r, o.json)) < 0)
+		goto out;
+	if (o.requests && (rc = report_requests(&r, o.requests)) < 0)
 		goto out;
 	status = (o.fail_on_error && report_has_failures(&r)) ? 1 : 0;
 	if (m.alloc_error)

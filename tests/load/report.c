@@ -263,3 +263,28 @@ out:
 	free(h);
 	return rc;
 }
+
+int report_requests(const struct run_result *r, const char *path)
+{
+	const struct run_view *v = r->view;
+	FILE *f = fopen(path, "we");
+	int rc = 0;
+
+	if (!f) {
+		rc = -errno;
+		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+		return rc;
+	}
+	fprintf(f, "epoch_us,latency_us,queued_us,fresh,post,outcome,status\n");
+	for (uint64_t i = 0; i < v->count; i++) {
+		const struct request_record *q = &v->rec[i];
+		fprintf(f, "%" PRId64 ",%" PRIu32 ",%" PRIu32 ",%u,%d,%s,%u\n",
+			(v->start_epoch_ns + (int64_t)(i * v->interval_ns)) / 1000, q->latency_us, q->queued_us,
+			q->fresh, mix_is_post(r->mix, i) ? 1 : 0, outcome_name((enum outcome)q->outcome), q->status);
+	}
+	if (fclose(f) != 0) {
+		rc = -errno;
+		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+	}
+	return rc;
+}

@@ -40,5 +40,7 @@ bool report_has_failures(const struct run_result *r);
 int report_text(const struct run_result *r, FILE *out);
 int report_json(const struct run_result *r, const char *path);
 int report_timeline(const struct run_result *r, const char *path);
+/* one CSV line per scheduled request: when, how long, what came back */
+int report_requests(const struct run_result *r, const char *path);
 
 #endif

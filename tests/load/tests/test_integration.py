@@ -47,7 +47,8 @@ def show(report):
 def test_plain_mix():
     with FaultServer() as srv:
         rc, r, _ = run(srv.args + ["--rate", "250", "--duration", "2", "--post-ratio", "0.2", "--verify",
-                                   "--fail-on-error", "--timeline", os.path.join(TMP, "t.csv")])
+                                   "--fail-on-error", "--timeline", os.path.join(TMP, "t.csv"),
+                                   "--requests", os.path.join(TMP, "r.csv")])
     show(r)
     ok(rc == 0 and r["sent"] == 500 and r["ok"] == 500 and r["failed"] == 0,
        "500 requests at 250 req/s over TCP keep-alive: 500 ok")
@@ -62,6 +63,15 @@ def test_plain_mix():
        "timeline: 100 ms rows adding up to 500 sent (%d rows)" % (len(rows) - 1))
     ok(r["whole"]["lowest_100ms_rps"] is not None and r["whole"]["lowest_100ms_rps"] >= 200,
        "lowest 100 ms throughput near the offered 250 req/s (%s)" % r["whole"]["lowest_100ms_rps"])
+    with open(os.path.join(TMP, "r.csv")) as f:
+        rows = [line.split(",") for line in f.read().splitlines()]
+    body = rows[1:]
+    steps = {int(b[0]) - int(a[0]) for a, b in zip(body, body[1:])}
+    ok(rows[0] == ["epoch_us", "latency_us", "queued_us", "fresh", "post", "outcome", "status"] and len(body) == 500
+       and steps == {4000} and sum(int(x[4]) for x in body) == 100
+       and all(x[5] == "http" and x[6] == "200" or x[4] == "1" and x[6] == "201" for x in body)
+       and 1 <= sum(int(x[3]) for x in body) <= 64 and all(int(x[2]) <= int(x[1]) for x in body),
+       "requests: 500 rows 4 ms apart, 100 POSTs, every status, at most 64 new connections")
 
 
 def test_unix_no_keepalive():
