@@ -59,7 +59,7 @@ run_init(struct run *r, const struct zdd_config *cfg, enum action action,
 	r->t0 = clock_seconds();
 	r->rec.action = action_names[action];
 	r->rec.user = user;
-	r->rec.started = time(NULL);
+	clock_gettime(CLOCK_REALTIME, &r->rec.started);
 	unit_name(cfg, "main", NULL, r->main_unit, sizeof(r->main_unit));
 }
 
@@ -125,7 +125,7 @@ finish(struct run *r, int code)
 	};
 	double total = clock_seconds() - r->t0;
 
-	r->rec.finished = time(NULL);
+	clock_gettime(CLOCK_REALTIME, &r->rec.finished);
 	r->rec.result = results[code];
 	r->rec.id = r->id[0] ? r->id : NULL;
 	r->rec.revision = r->sha[0] ? r->sha : NULL;

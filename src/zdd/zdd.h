@@ -164,8 +164,8 @@ struct deploy_record {
 	const char *revision;
 	const char *branch;
 	const char *user;
-	time_t started;
-	time_t finished;
+	struct timespec started; /* CLOCK_REALTIME */
+	struct timespec finished;
 	const char *result;     /* ok, failed, rolled-back, broken */
 	const char *failed_step;
 	const char *reason;

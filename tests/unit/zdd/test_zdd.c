@@ -591,8 +591,8 @@ test_history(void)
 	struct deploy_record r = {
 		.action = "deploy", .id = "20261125101530-abc1234",
 		.revision = "abc1234abc1234abc1234abc1234abc1234abc12",
-		.branch = "main", .user = "deploy", .started = 1795601730,
-		.finished = 1795601733, .result = "ok",
+		.branch = "main", .user = "deploy", .started = { 1795601730, 5000000 },
+		.finished = { 1795601733, 999999999 }, .result = "ok",
 		.steps = { { "lock", 0.0001 }, { "build", 2.1234 } },
 		.nsteps = 2,
 	};
@@ -615,10 +615,10 @@ test_history(void)
 	    strcmp(json_object_get_string(v), "ok") == 0,
 	    "id, revision, branch, user, result");
 	ok(json_object_object_get_ex(o, "started", &v) &&
-	    strcmp(json_object_get_string(v), "2026-11-25T10:15:30Z") == 0 &&
+	    strcmp(json_object_get_string(v), "2026-11-25T10:15:30.005Z") == 0 &&
 	    json_object_object_get_ex(o, "finished", &v) &&
-	    strcmp(json_object_get_string(v), "2026-11-25T10:15:33Z") == 0,
-	    "started/finished in UTC ISO 8601");
+	    strcmp(json_object_get_string(v), "2026-11-25T10:15:33.999Z") == 0,
+	    "started/finished in UTC ISO 8601, milliseconds");
 	ok(json_object_object_get_ex(o, "seconds", &steps) &&
 	    json_object_object_get_ex(steps, "build", &v) &&
 	    json_object_get_double(v) > 2.12 &&
