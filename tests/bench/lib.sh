@@ -28,13 +28,15 @@ releases_count() { find /var/www/myapp/releases -mindepth 1 -maxdepth 1 | wc -l;
 
 # start_load NAME TARGET… : a bounded open-model client in the background,
 # its files under $dir/NAME.*; the pid is added to $load_pids. The rate is
-# $rate. The schedule ends with stop_loads (SIGINT: the writes are still
+# $rate; with trace_requests=yes every request is logged too (NAME-requests.csv,
+# for the report's phase breakdown). The schedule ends with stop_loads (SIGINT: the writes are still
 # read back) or after 600 s at the latest.
 load_pids=
 start_load() {
 	name=$1
 	shift
 	: >"$dir/windows.txt"
+	[ "${trace_requests:-no}" != yes ] || set -- "$@" --requests "$dir/$name-requests.csv"
 	"$load" "$@" --rate "$rate" --duration 600 --post-ratio 0.2 --verify \
 		--windows "$dir/windows.txt" --timeline "$dir/$name.csv" --json "$dir/$name.json" \
 		>"$dir/$name.out" 2>&1 &
