@@ -59,7 +59,8 @@ seconds_between() {
 
 # Boot time (start to the first command in the testbed) and per-test wall
 # time from autopkgtest's log: from "test NAME: preparing testbed" (reset,
-# dependency install) to its results line.
+# dependency install) to its results line. The results line may follow the
+# summary's "NAME PASS" on the same line (the two streams interleave).
 print_test_times() {
 	local logf=$1 first booted
 	[ -f "$logf" ] || return 0
@@ -68,7 +69,7 @@ print_test_times() {
 	if [ -n "$first" ] && [ -n "$booted" ]; then
 		log "first boot: $(seconds_between "$first" "$booted") s (qemu start to a shell in the VM)"
 	fi
-	sed -n -E 's/^autopkgtest \[([0-9:]+)\]: test ([^:]+): (preparing testbed|.*results - -).*/\1 \2 \3/p' "$logf" |
+	sed -n -E 's/^.*autopkgtest \[([0-9:]+)\]: test ([^:]+): (preparing testbed|.*results - -).*/\1 \2 \3/p' "$logf" |
 		while read -r stamp name what; do
 			case "$what" in
 			preparing*) printf '%s %s\n' "$name" "$stamp" >>"$RUN_TMP/starts" ;;
