@@ -462,8 +462,11 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
 	char gitdir[ZDD_PATH_MAX + 16], worktree[2 * ZDD_PATH_MAX];
 	char indexenv[2 * ZDD_PATH_MAX], why[64];
 	char *env[] = { indexenv, NULL };
+	/* Background work like the build: it must not take CPU or disk
+	 * from the live app (the checkout of a big tree is mostly I/O). */
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .extra_env = env, .timeout_s = CHECKOUT_TIMEOUT_S };
+	    .extra_env = env, .timeout_s = CHECKOUT_TIMEOUT_S,
+	    .new_pgrp = true, .low_priority = true };
 	int status, rc;
 
 	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
