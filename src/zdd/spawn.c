@@ -49,43 +49,14 @@ sleep_ms(long ms)
 		;
 }
 
-/*
- * SCHED_IDLE and nice act only among the tasks of one scheduler group.
- * Where the kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP, the
- * default of Debian's and Ubuntu's kernels when no cgroup CPU controller
- * is in use), the build's session group weighed as much as the app's,
- * whatever the build's own policy: two SCHED_IDLE busy loops in another
- * session raised the app's POST p99 from ~3 to 63 ms, and gcc in the
- * pre-receive hook's session was most of a deploy's latency tail. In its
- * own session, at autogroup nice 19, the group yields too (same test:
- * 7 ms). Best effort: no autogroup, no file; async-signal-safe calls only.
- */
-static void
-autogroup_nice_19(void)
-{
-	int fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (write(fd, "19", 2) < 0) {
-		/* not fatal: the build runs at the group's nice 0 */
-	}
-	close(fd);
-}
-
 /* Child side: only async-signal-safe calls until exec. */
 static void __attribute__((noreturn))
 child_exec(char *const argv[], const struct spawn_opts *o, char *const envp[],
     int errpipe)
 {
 	int err, devnull = -1;
-	bool own_session = false;
 
-	/* A low-priority child gets a session of its own, hence (below) a
-	 * scheduler autogroup of its own; its process group is killed whole. */
-	if (o->new_pgrp && o->low_priority)
-		own_session = setsid() >= 0;
-	if (o->new_pgrp && !own_session)
+	if (o->new_pgrp)
 		setpgid(0, 0);
 	if (o->in_fd < 0 || o->out_fd < 0 || o->err_fd < 0)
 		devnull = open("/dev/null", O_RDWR);
@@ -109,9 +80,6 @@ child_exec(char *const argv[], const struct spawn_opts *o, char *const envp[],
 
 		setpriority(PRIO_PROCESS, 0, 19);
 		sched_setscheduler(0, SCHED_IDLE, &idle);
-		/* never the engine's group: that would renice the caller */
-		if (own_session)
-			autogroup_nice_19();
 		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
 		    (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7);
 	}
@@ -211,11 +179,8 @@ spawn_start(char *const argv[], const struct spawn_opts *o, pid_t *pid_out)
 	}
 	if (pid == 0)
 		child_exec(argv, o, envp, errpipe[1]);
-	/* Both sides, to close the race; not for a low-priority child, whose
-	 * setsid() would fail once it leads a group (it makes its own session
-	 * before exec, and the errpipe read below waits for the exec). */
-	if (o->new_pgrp && !o->low_priority)
-		setpgid(pid, pid);
+	if (o->new_pgrp)
+		setpgid(pid, pid);  /* both sides, to close the race */
 	close(errpipe[1]);
 	do {
 		got = read(errpipe[0], &child_err, sizeof(child_err));

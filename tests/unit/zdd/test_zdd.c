@@ -468,9 +468,6 @@ test_build(void)
 	    "echo \"PATH=$PATH HOME=$HOME LANG=$LANG GIT_DIR=${GIT_DIR:-unset}\";"
 	    " echo nice=$(cut -d' ' -f19 /proc/self/stat);"
 	    " echo policy=$(cut -d' ' -f41 /proc/self/stat); ionice -p $$;"
-	    " [ \"$(cut -d' ' -f6 /proc/self/stat)\" = $$ ] && echo own-session;"
-	    " if [ -e /proc/self/autogroup ]; then grep -q ' nice 19$' "
-	    "/proc/self/autogroup && echo autogroup-19; else echo no-autogroup; fi;"
 	    " pwd > where", 0, "" };
 	setenv("GIT_DIR", "/should/not/leak", 1);
 	env_sanitize();
@@ -487,10 +484,6 @@ test_build(void)
 	    "build runs under SCHED_IDLE (policy 5): only CPU the app leaves");
 	ok(strstr(content, "best-effort: prio 7") != NULL,
 	    "build runs at best-effort I/O priority 7");
-	ok(strstr(content, "own-session\n") != NULL,
-	    "build runs in a session of its own (its own scheduler autogroup)");
-	ok(strstr(content, "autogroup-19\n") || strstr(content, "no-autogroup\n"),
-	    "build's autogroup at nice 19 (or the kernel has none)");
 	ok(sh("grep -qx %s/releases/%s %s/releases/%s/where", root, id, root,
 	    id) == 0, "build runs in the release directory");
 
