@@ -40,8 +40,11 @@ static int strict_structure_ok(const char *body, size_t len)
 	masked = malloc(len);
 	if (!masked)
 		return -ENOMEM;
-	for (size_t i = 0; i < len; i++)
-		masked[i] = (unsigned char)body[i] >= 0x80 ? 'x' : body[i];
+	for (size_t i = 0; i < len; i++) {
+		masked[i] = body[i];
+		if ((unsigned char)body[i] >= 0x80)
+			masked[i] = 'x';
+	}
 	tok = json_tokener_new_ex(BODY_MAX_DEPTH);
 	if (!tok) {
 		free(masked);

@@ -70,11 +70,11 @@ history_format(const struct deploy_record *r, char **line)
 	bad |= add_string(o, "reason", r->reason);
 	for (size_t i = 0; i < r->nsteps && i < ZDD_STEPS_MAX; i++) {
 		/* milliseconds are enough and keep the line short */
-		char text[32];
+		char num[32];
 		json_object *v;
 
-		snprintf(text, sizeof(text), "%.3f", r->steps[i].seconds);
-		v = json_object_new_double_s(r->steps[i].seconds, text);
+		snprintf(num, sizeof(num), "%.3f", r->steps[i].seconds);
+		v = json_object_new_double_s(r->steps[i].seconds, num);
 
 		if (v == NULL ||
 		    json_object_object_add(steps, r->steps[i].name, v) < 0)

@@ -69,7 +69,7 @@ env_sanitize(void)
 	for (size_t i = 0; i < 3; i++) {
 		const char *v = getenv(keep[i]);
 
-		if (v != NULL && strlen(v) < ZDD_PATH_MAX * 4 &&
+		if (v != NULL && strlen(v) < (size_t)ZDD_PATH_MAX * 4 &&
 		    (kept[i] = strdup(v)) == NULL)
 			rc = -ENOMEM;
 	}
