@@ -223,6 +223,30 @@ out:
 	return rc;
 }
 
+/* A CSV output file: opened, or NULL with the reason said once. */
+static FILE *csv_open(const char *path, int *rc)
+{
+	FILE *f = fopen(path, "we");
+
+	*rc = 0;
+	if (!f) {
+		*rc = -errno;
+		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+	}
+	return f;
+}
+
+/* Closes it; a failed write shows up here, said once. */
+static int csv_close(FILE *f, const char *path)
+{
+	if (fclose(f) != 0) {
+		int rc = -errno;
+		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
 int report_timeline(const struct run_result *r, const char *path)
 {
 	const struct run_view *v = r->view;
@@ -233,12 +257,9 @@ int report_timeline(const struct run_result *r, const char *path)
 
 	if (!h)
 		return -ENOMEM;
-	f = fopen(path, "we");
-	if (!f) {
-		rc = -errno;
-		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+	f = csv_open(path, &rc);
+	if (!f)
 		goto out;
-	}
 	fprintf(f, "t_ms,epoch_ms,sent,ok,errors,p50_ms,p99_ms,max_ms,done_ok,throughput_rps\n");
 	for (uint64_t b = 0; b < v->nbuckets; b++) {
 		uint64_t sent = 0, ok = 0;
@@ -255,10 +276,7 @@ int report_timeline(const struct run_result *r, const char *path)
 			sent - ok, ms(histogram_percentile(h, 50)), ms(histogram_percentile(h, 99)), ms(h->max),
 			v->done_ok[b], (double)v->done_ok[b] * 1e9 / (double)BUCKET_NS);
 	}
-	if (fclose(f) != 0) {
-		rc = -errno;
-		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
-	}
+	rc = csv_close(f, path);
 out:
 	free(h);
 	return rc;
@@ -267,14 +285,11 @@ out:
 int report_requests(const struct run_result *r, const char *path)
 {
 	const struct run_view *v = r->view;
-	FILE *f = fopen(path, "we");
-	int rc = 0;
+	int rc;
+	FILE *f = csv_open(path, &rc);
 
-	if (!f) {
-		rc = -errno;
-		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
+	if (!f)
 		return rc;
-	}
 	fprintf(f, "epoch_us,latency_us,queued_us,fresh,post,outcome,status\n");
 	for (uint64_t i = 0; i < v->count; i++) {
 		const struct request_record *q = &v->rec[i];
@@ -282,9 +297,5 @@ int report_requests(const struct run_result *r, const char *path)
 			(v->start_epoch_ns + (int64_t)(i * v->interval_ns)) / 1000, q->latency_us, q->queued_us,
 			q->fresh, mix_is_post(r->mix, i) ? 1 : 0, outcome_name((enum outcome)q->outcome), q->status);
 	}
-	if (fclose(f) != 0) {
-		rc = -errno;
-		fprintf(stderr, "zdd-load: cannot write %s: %s\n", path, strerror(errno));
-	}
-	return rc;
+	return csv_close(f, path);
 }
