@@ -1,7 +1,17 @@
 # shellcheck shell=bash
 # Host facts both throw-away machine runners need (tests/testbed, tests/vm):
-# commands present, a sane suite name, this host's Debian mirror. The caller
-# defines die() and DEPS_LIST (the tests/deps file that lists its tools).
+# logging, root, commands present, a sane suite name, this host's Debian
+# mirror, waiting for a command so that a signal interrupts the wait. The
+# caller sets RUNNER (its name in messages), ROOT_NEEDED_FOR, MIRROR_VAR (the
+# environment variable that overrides the mirror) and DEPS_LIST (the
+# tests/deps file that lists its tools) before sourcing this.
+
+log() { printf '%s: %s\n' "$RUNNER" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$RUNNER" "$*" >&2; exit 1; }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "must run as root ($ROOT_NEEDED_FOR)"
+}
 
 need_cmds() {
 	local cmd missing=""
@@ -38,4 +48,30 @@ host_mirror() {
 		[ -z "$uri" ] || { printf '%s\n' "$uri"; return 0; }
 	done
 	return 1
+}
+
+# The mirror: --mirror (OPT_MIRROR), else $MIRROR_VAR's value, else this host's.
+resolve_mirror() {
+	local mirror=${OPT_MIRROR:-${!MIRROR_VAR:-}}
+	[ -n "$mirror" ] || mirror=$(host_mirror) ||
+		die "no Debian mirror found in this host's apt sources; pass --mirror URL"
+	case "$mirror" in
+	http://* | https://* | file://*) ;;
+	*) die "mirror must be an http(s):// or file:// URL, got '$mirror'" ;;
+	esac
+	printf '%s\n' "${mirror%/}" # one spelling, one cache key
+}
+
+# Run an external command in the background and wait for it, so that a
+# trapped INT/TERM interrupts the wait at once (bash runs traps only between
+# foreground commands). FG_PID is its pid while it runs (a subshell's, when
+# the command is a function).
+FG_PID=""
+wait_fg() {
+	local status=0
+	"$@" <&0 &
+	FG_PID=$!
+	wait "$FG_PID" || status=$?
+	FG_PID=""
+	return "$status"
 }

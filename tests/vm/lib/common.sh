@@ -2,40 +2,16 @@
 # Shared helpers of the VM runner: logging, checks, the mirror, background
 # commands that a trapped signal can interrupt.
 
-log() { printf 'vm: %s\n' "$*" >&2; }
-die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
-
-need_root() {
-	[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, loop mount, qemu)"
-}
-
-# shellcheck disable=SC2034 # read by host.sh (need_cmds)
+# shellcheck disable=SC2034 # read by host.sh (log, die, need_root, need_cmds)
+RUNNER=vm
+# shellcheck disable=SC2034
+ROOT_NEEDED_FOR="debootstrap, loop mount, qemu"
+# shellcheck disable=SC2034
+MIRROR_VAR=VM_MIRROR
+# shellcheck disable=SC2034
 DEPS_LIST=tests/deps/vm.txt
 # shellcheck source=tests/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
-
-resolve_mirror() {
-	if [ -n "${OPT_MIRROR:-}" ]; then
-		printf '%s\n' "$OPT_MIRROR"
-	elif [ -n "${VM_MIRROR:-}" ]; then
-		printf '%s\n' "$VM_MIRROR"
-	else
-		host_mirror || die "no Debian mirror found in this host's apt sources; pass --mirror URL"
-	fi
-}
-
-# Run a command in the background and wait for it, so that a trapped INT/TERM
-# interrupts the wait at once (bash runs traps only between foreground
-# commands). FG_PID is the command's pid while it runs.
-FG_PID=""
-wait_fg() {
-	local status=0
-	"$@" <&0 &
-	FG_PID=$!
-	wait "$FG_PID" || status=$?
-	FG_PID=""
-	return "$status"
-}
 
 # Stop (TERM, then KILL after 5 s) the command wait_fg is waiting for.
 kill_fg() {
