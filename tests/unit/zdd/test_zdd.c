@@ -449,6 +449,53 @@ run_build(void *arg)
 	b->rc = build_run(b->c, b->id, b->cmd, b->why, sizeof(b->why));
 }
 
+/* Two pushes from one base: the second took the lock after the first one's
+ * hook recorded what it deployed, but before git moved the branch. */
+static void
+test_branch_race(void)
+{
+	struct zdd_config c;
+	char dir[300], base[ZDD_SHA_MAX + 1], next[ZDD_SHA_MAX + 1];
+	char why[256] = "";
+	double t0;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/race", tmpdir);
+	make_repo(dir);
+	config_defaults(&c);
+	snprintf(c.repo, sizeof(c.repo), "%s/repo.git", dir);
+	snprintf(c.app_root, sizeof(c.app_root), "%s/root", dir);
+	sh("mkdir -p %s/root", dir);
+	if (release_resolve(&c, "main~1", base, sizeof(base)) < 0 ||
+	    release_resolve(&c, "main", next, sizeof(next)) < 0 ||
+	    sh("git --git-dir=%s update-ref refs/heads/main %s", c.repo,
+	    base) != 0) {
+		ok(false, "race repository set up");
+		return;
+	}
+	ok(branch_check_unmoved(&c, base, why, sizeof(why)) == 0,
+	    "nothing recorded, branch at the push's base: go on");
+
+	ok(branch_record(&c, next) == 0, "deployed revision recorded");
+	pid = fork();
+	if (pid == 0) {
+		usleep(300 * 1000);
+		_exit(sh("git --git-dir=%s update-ref refs/heads/main %s",
+		    c.repo, next) == 0 ? 0 : 1);
+	}
+	t0 = clock_seconds();
+	ok(pid > 0 && branch_check_unmoved(&c, base, why, sizeof(why)) ==
+	    -ESTALE && strstr(why, "moved to") != NULL &&
+	    clock_seconds() - t0 >= 0.25, "second push from the same base "
+	    "waits for git to move the branch, then is refused (%s)", why);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	ok(branch_check_unmoved(&c, next, why, sizeof(why)) == 0,
+	    "a push from the deployed tip goes on");
+	printf("\n");
+	fflush(stdout);
+}
+
 static void
 test_build(void)
 {
@@ -764,6 +811,7 @@ main(void)
 	test_prune_select();
 	test_symlink_swap();
 	test_checkout();
+	test_branch_race();
 	test_build();
 	test_lock();
 	test_history();
