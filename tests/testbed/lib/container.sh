@@ -281,10 +281,26 @@ cmd_run() {
 	# and a stale failure's output must not linger beside a new pass.
 	collect_artifacts "$art"
 	cp "$CT_RUN_DIR/autopkgtest.log" "$art/autopkgtest.log" 2>/dev/null || true
+	rm -f "$art/failures.txt"
 	case "$status" in
 	0 | 2) return 0 ;;
 	esac
+	failure_digest "$suite" "$art/autopkgtest" "$status" >"$art/failures.txt"
 	return 1
+}
+
+# A few lines per failed test (its failed checks and errors, the end of its
+# stderr), for a CI log that shows only the end of the run's output.
+failure_digest() {
+	local suite=$1 out=$2 status=$3 name
+	printf '%s: autopkgtest exit %s\n' "$suite" "$status"
+	[ -s "$out/summary" ] || return 0
+	awk '$2 == "FAIL" || $2 == "FLAKY" { print $1 }' "$out/summary" | while read -r name; do
+		printf '%s/%s:\n' "$suite" "$name"
+		cat "$out/$name-stdout" "$out/$name-stderr" 2>/dev/null |
+			grep -E '^not ok|FAIL|[Ee]rror|failed' | grep -vE '^ok |, 0 failed|"failed": 0|^# 0 |0 suite\(s\) failed' | head -n 6 | cut -c1-160 | sed 's/^/  /'
+		tail -n 3 "$out/$name-stderr" 2>/dev/null | cut -c1-160 | sed 's/^/  stderr: /'
+	done
 }
 
 cmd_exec() {
