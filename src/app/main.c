@@ -17,6 +17,7 @@
 #include "notes.h"
 #include "routes.h"
 #include "server.h"
+#include "slice.h"
 
 #define MYAPP_VERSION "1.0"
 #define DRAIN_TIMEOUT_DEFAULT 10	/* seconds; the unit's TimeoutStopSec is 30 */
@@ -30,6 +31,7 @@ struct options {
 	unsigned threads;
 	unsigned drain_timeout;
 	unsigned drain_idle_ms;
+	unsigned slice_us;
 	size_t max_body;
 };
 
@@ -38,9 +40,10 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: myapp [--listen HOST:PORT|/path] [--threads N] [--state-dir DIR]\n"
 		"             [--drain-timeout SEC] [--drain-idle-ms MS] [--max-body BYTES]\n"
-		"             [--help] [--version]\n"
+		"             [--cpu-slice-us 0|%d..%d] [--help] [--version]\n"
 		"Serves every socket passed by systemd (LISTEN_FDS); without any, binds --listen\n"
-		"(default 127.0.0.1:8080). State: $STATE_DIRECTORY or --state-dir (default .).\n");
+		"(default 127.0.0.1:8080). State: $STATE_DIRECTORY or --state-dir (default .).\n",
+		SLICE_US_MIN, SLICE_US_MAX);
 }
 
 static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -92,6 +95,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "drain-timeout", required_argument, NULL, 'd' },
 		{ "drain-idle-ms", required_argument, NULL, 'i' },
 		{ "max-body", required_argument, NULL, 'b' },
+		{ "cpu-slice-us", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -99,7 +103,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	unsigned long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:t:s:d:i:b:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:t:s:d:i:b:c:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -134,6 +138,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -EINVAL;
 			}
 			o->max_body = v;
+			break;
+		case 'c':
+			if (parse_uint(optarg, 0, SLICE_US_MAX, &v) < 0 || (v != 0 && v < SLICE_US_MIN)) {
+				fprintf(stderr, "myapp: --cpu-slice-us wants 0 or %d..%d, not %s\n", SLICE_US_MIN,
+					SLICE_US_MAX, optarg);
+				return -EINVAL;
+			}
+			o->slice_us = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -190,6 +202,21 @@ static int open_sockets(const struct options *o, int *fds, size_t max, size_t *n
 	return 0;
 }
 
+/* Before any thread starts: they inherit the slice. Not fatal: the app
+ * serves as well with the kernel's default, only later under contention. */
+static void request_cpu_slice(unsigned usec)
+{
+	int ret;
+
+	if (!usec)
+		return;
+	ret = slice_request(usec);
+	if (ret == -EOPNOTSUPP)
+		fprintf(stderr, "myapp: this kernel keeps its default CPU slice (custom slices need Linux 6.12)\n");
+	else if (ret < 0)
+		fprintf(stderr, "myapp: cannot ask for a %u us CPU slice: %s\n", usec, strerror(-ret));
+}
+
 /* Waits for SIGTERM/SIGINT, petting the watchdog meanwhile. */
 static int wait_for_stop_signal(const sigset_t *set, uint64_t watchdog_usec)
 {
@@ -235,6 +262,7 @@ int main(int argc, char **argv)
 		.drain_timeout = DRAIN_TIMEOUT_DEFAULT,
 		.drain_idle_ms = SERVER_DRAIN_IDLE_MS,
 		.max_body = BODY_MAX_DEFAULT,
+		.slice_us = SLICE_US_MIN,
 	};
 	static struct identity id;
 	static struct app_state app;
@@ -265,6 +293,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	raise_fd_limit();
+	request_cpu_slice(o.slice_us);
 	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
 		watchdog_usec = 0;
 
