@@ -37,6 +37,7 @@ start_load() {
 	shift
 	: >"$dir/windows.txt"
 	[ "${trace_requests:-no}" != yes ] || set -- "$@" --requests "$dir/$name-requests.csv"
+	[ -z "${CLIENT_SLICE_US:-}" ] || set -- "$@" --cpu-slice-us "$CLIENT_SLICE_US"
 	"$load" "$@" --rate "$rate" --duration 600 --post-ratio 0.2 --verify \
 		--windows "$dir/windows.txt" --timeline "$dir/$name.csv" --json "$dir/$name.json" \
 		>"$dir/$name.out" 2>&1 &

@@ -11,6 +11,7 @@
 
 #include "engine.h"
 #include "report.h"
+#include "slice.h"
 #include "requests.h"
 #include "summary.h"
 #include "target.h"
@@ -25,7 +26,7 @@ struct options {
 	const char *timeline, *json, *windows, *requests;
 	double rate, duration_s, post_ratio;
 	unsigned connections, verify_concurrency;
-	uint64_t max_pending, timeout_ms;
+	uint64_t max_pending, timeout_ms, cpu_slice_us;
 	bool keepalive, verify, fail_on_error, allow_nonloopback;
 };
 
@@ -56,6 +57,8 @@ static void usage(FILE *out)
 		"  --windows FILE          'START_EPOCH_MS END_EPOCH_MS [label]' lines, read after the run\n"
 		"  --timeline FILE.csv     per 100 ms: sent, ok, errors, p50, p99, max, throughput\n"
 		"  --json FILE             the summary as JSON\n"
+		"  --cpu-slice-us N        ask for an N us CPU slice (Linux 6.12+), so that the client's\n"
+		"                          own wake-ups wait less behind other work on the machine\n"
 		"  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
 		"  --fail-on-error         exit 1 if any request failed or any acknowledged write was lost\n"
 		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n");
@@ -88,7 +91,7 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_UNIX = 256, O_TCP, O_HOST, O_RATE, O_DURATION, O_CONNS, O_NOKA, O_PENDING, O_TIMEOUT, O_POST,
-	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_HELP };
+	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_SLICE, O_HELP };
 	static const struct option longopts[] = {
 		{ "unix", required_argument, NULL, O_UNIX },
 		{ "tcp", required_argument, NULL, O_TCP },
@@ -110,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "requests", required_argument, NULL, O_REQUESTS },
 		{ "fail-on-error", no_argument, NULL, O_FAIL },
 		{ "allow-nonloopback", no_argument, NULL, O_NONLO },
+		{ "cpu-slice-us", required_argument, NULL, O_SLICE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,6 +151,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_JSON: o->json = optarg; break;
 		case O_FAIL: o->fail_on_error = true; break;
 		case O_NONLO: o->allow_nonloopback = true; break;
+		case O_SLICE: rc = parse_u64(optarg, SLICE_US_MIN, SLICE_US_MAX, &o->cpu_slice_us); break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -255,6 +260,15 @@ int main(int argc, char **argv)
 	rc = o.unix_path ? target_unix(&t, o.unix_path) : target_tcp(&t, o.tcp, o.allow_nonloopback);
 	if (rc < 0)
 		return 2;
+	if (o.cpu_slice_us) {
+		rc = slice_request((unsigned)o.cpu_slice_us);
+		if (rc < 0) {
+			fprintf(stderr, "zdd-load: cannot get a %llu us CPU slice: %s\n",
+				(unsigned long long)o.cpu_slice_us,
+				rc == -EOPNOTSUPP ? "the kernel ignores slices (Linux 6.12+)" : strerror(-rc));
+			return 2;
+		}
+	}
 	uint64_t count = (uint64_t)llround(o.rate * o.duration_s);
 	rec = calloc(count, sizeof(*rec));
 	if (!rec) {
