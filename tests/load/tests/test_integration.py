@@ -200,10 +200,24 @@ def test_refuses_nonloopback():
     ok(p.returncode == 2, "refuses more than 10^7 requests")
 
 
+def test_cpu_slice():
+    p = subprocess.run([ZDD_LOAD, "--tcp", "127.0.0.1:1", "--rate", "1", "--duration", "1", "--cpu-slice-us", "99"],
+                       capture_output=True, text=True, timeout=10)
+    ok(p.returncode == 2 and "cpu-slice-us" in p.stderr, "refuses a CPU slice under 100 us")
+    release = tuple(int(x) for x in os.uname().release.split(".")[:2])
+    with FaultServer() as srv:
+        rc, r, _ = run(srv.args + ["--rate", "100", "--duration", "1", "--cpu-slice-us", "100"])
+    if release >= (6, 12):
+        ok(rc == 0 and r is not None and r["ok"] == r["sent"] == 100,
+           "kernel 6.12+: runs with a 100 us slice, 100 of 100 ok")
+    else:
+        ok(rc == 2, "kernel before 6.12: --cpu-slice-us is refused (exit 2)")
+
+
 def main():
     tests = [test_plain_mix, test_unix_no_keepalive, test_resets, test_cut_and_close, test_chunked_verify,
              test_lost_writes, test_idle_close, test_timeout_and_overload, test_refused, test_backlog_full,
-             test_windows, test_refuses_nonloopback]
+             test_windows, test_refuses_nonloopback, test_cpu_slice]
     for t in tests:
         print("# " + t.__name__, flush=True)
         try:
