@@ -65,6 +65,14 @@ pid=
 check "SIGTERM: exit status $rc" [ "$rc" = 0 ]
 check "log says drained" grep -q 'drained, exiting' "$dir/log"
 
+# Bad option values: a clear message and exit status 2, nothing served.
+for bad in 99 100001 -5 abc; do
+	rc=0
+	"$myapp" --cpu-slice-us "$bad" 2>"$dir/opt" || rc=$?
+	check "--cpu-slice-us $bad refused with exit 2 ($rc)" [ "$rc" = 2 ]
+	check "--cpu-slice-us $bad: the message names the range" grep -q 'wants 0 or 100..100000' "$dir/opt"
+done
+
 echo "1..$n"
 echo "# $((n - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
