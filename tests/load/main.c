@@ -11,8 +11,8 @@
 
 #include "engine.h"
 #include "report.h"
-#include "slice.h"
 #include "requests.h"
+#include "slice.h"
 #include "summary.h"
 #include "target.h"
 #include "windows.h"

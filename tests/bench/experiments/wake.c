@@ -3,7 +3,8 @@
  * p50/p99/p99.9/max. Run beside background work to see whether the
  * scheduler lets the task in at once; with an argument, the task first asks
  * for a CPU slice of that many microseconds (Linux 6.12+):
- *   cc -O2 -I src/app -o /tmp/wake wake.c src/app/slice.c && setsid /tmp/wake [100] */
+ *   cc -O2 -D_GNU_SOURCE -I src/app -o /tmp/wake tests/bench/experiments/wake.c src/app/slice.c
+ *   setsid /tmp/wake [100] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
