@@ -75,3 +75,10 @@ wait_fg() {
 	FG_PID=""
 	return "$status"
 }
+
+# failure_lines [FILE…]: the lines of test output that say what failed (a
+# failed check, an error), not the passing summaries with the same words.
+failure_lines() {
+	grep -E '^not ok|FAIL|[Ee]rror|failed' "$@" |
+		grep -vE '^ok |, 0 failed|"failed": 0|^# 0 |0 suite\(s\) failed|^(PASS|SKIP) ' | cut -c1-160
+}

@@ -297,8 +297,7 @@ failure_digest() {
 	[ -s "$out/summary" ] || return 0
 	awk '$2 == "FAIL" || $2 == "FLAKY" { print $1 }' "$out/summary" | while read -r name; do
 		printf '%s/%s:\n' "$suite" "$name"
-		cat "$out/$name-stdout" "$out/$name-stderr" 2>/dev/null |
-			grep -E '^not ok|FAIL|[Ee]rror|failed' | grep -vE '^ok |, 0 failed|"failed": 0|^# 0 |0 suite\(s\) failed' | head -n 6 | cut -c1-160 | sed 's/^/  /'
+		cat "$out/$name-stdout" "$out/$name-stderr" 2>/dev/null | failure_lines | head -n 6 | sed 's/^/  /'
 		tail -n 3 "$out/$name-stderr" 2>/dev/null | cut -c1-160 | sed 's/^/  stderr: /'
 	done
 }
