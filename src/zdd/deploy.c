@@ -192,7 +192,7 @@ fail_before_swap(struct run *r, bool show_journal)
 {
 	stop_side(r);
 	if (show_journal)
-		units_journal_tail(r->cfg, r->side_unit, JOURNAL_LINES);
+		logs_tail(r->cfg, r->side_unit, JOURNAL_LINES);
 	/* The refused release was reported above: leave no "failed" unit
 	 * behind for `systemctl --failed` and monitoring to trip over. */
 	units_reset_failed(r->cfg, r->side_unit, r->side_probe_unit);
@@ -243,7 +243,7 @@ fail_after_swap(struct run *r)
 {
 	char why[512];
 
-	units_journal_tail(r->cfg, r->main_unit, JOURNAL_LINES);
+	logs_tail(r->cfg, r->main_unit, JOURNAL_LINES);
 	if (!r->swapped) {
 		/* restart: main failed on the release that was live. */
 		snprintf(r->final, sizeof(r->final), "%s left running to keep "

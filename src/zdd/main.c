@@ -33,6 +33,8 @@ usage(FILE *f)
 	    "  releases                 list releases, marking current and previous\n"
 	    "  status                   live release, unit states, health\n"
 	    "  prune                    remove old releases (never current or previous)\n"
+	    "  logs-serve               (myapp-logs@.service) answer one request for\n"
+	    "                           the app's journal on stdin/stdout\n"
 	    "\n"
 	    "options:\n"
 	    "  --config FILE            default " ZDD_DEFAULT_CONFIG "\n"
@@ -158,7 +160,7 @@ static bool
 known_command(const char *cmd)
 {
 	static const char *const commands[] = { "hook", "deploy", "rollback",
-	    "restart", "releases", "status", "prune" };
+	    "restart", "releases", "status", "prune", "logs-serve" };
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i]) == 0)
@@ -260,6 +262,8 @@ main(int argc, char *argv[])
 		rc = releases_show(&cfg);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = status_show(&cfg);
+	} else if (strcmp(cmd, "logs-serve") == 0) {
+		rc = logs_serve(&cfg);
 	} else {
 		rc = prune_run(&cfg);
 	}

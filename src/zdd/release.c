@@ -495,8 +495,9 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
 }
 
 /*
- * Check SHA out into releases/<id>.tmp, add REVISION, RELEASE and the
- * .env link, then rename to releases/<id>.  The build runs in the final
+ * Check SHA out into releases/<id>.tmp, add REVISION and RELEASE, then
+ * rename to releases/<id>.  (The app's environment is not linked in: it is
+ * root's, /etc/myapp-zdd/env, given to the app by systemd.)  The build runs in the final
  * directory afterwards because builds bake in absolute paths (virtualenvs,
  * rpaths).
  */
@@ -542,12 +543,6 @@ release_checkout(const struct zdd_config *cfg, const char *sha,
 	if (rc < 0) {
 		errno = -rc;
 		log_err("cannot write REVISION/RELEASE in %s: %m", tmp);
-		goto fail;
-	}
-	if ((unlinkat(dfd, ".env", 0) < 0 && errno != ENOENT) ||
-	    symlinkat("../../shared/.env", dfd, ".env") < 0) {
-		rc = -errno;
-		log_err("cannot link %s/.env to shared/.env: %m", tmp);
 		goto fail;
 	}
 	close(dfd);

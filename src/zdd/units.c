@@ -1,5 +1,5 @@
 /*
- * systemd: systemctl and journalctl, exec'd directly with
+ * systemd: systemctl, exec'd directly with
  * --no-ask-password (a push has no terminal to ask on; polkit decides).
  */
 #include <errno.h>
@@ -82,24 +82,6 @@ units_reset_failed(const struct zdd_config *cfg, const char *unit1,
 	int status;
 
 	(void)spawn_capture(argv, &o, out, sizeof(out), &status);
-}
-
-void
-units_journal_tail(const struct zdd_config *cfg, const char *unit,
-    unsigned lines)
-{
-	char n[16];
-	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "-u",
-	    (char *)unit, "-n", n, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
-	    .timeout_s = 30 };
-	int status;
-
-	snprintf(n, sizeof(n), "%u", lines);
-	log_info("       last %u journal lines of %s:", lines, unit);
-	if (spawn_run(argv, &o, &status) < 0 || !spawn_ok(status))
-		log_info("       (journal not readable: is the deploy user in "
-		    "group systemd-journal?)");
 }
 
 /* Print a unit's state in one line: "<unit>: active (running) since ...". */

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define ZDD_VERSION        "0.1.0"
+#define ZDD_VERSION        "0.2.0"
 #define ZDD_DEFAULT_CONFIG "/etc/myapp-zdd/myapp-zdd.conf"
 #define ZDD_CLEAN_PATH     "/usr/local/bin:/usr/bin:/bin"
 
@@ -140,10 +140,16 @@ int units_run(const struct zdd_config *cfg, unsigned timeout_s,
     const char *verb, const char *unit1, const char *unit2);
 void units_reset_failed(const struct zdd_config *cfg, const char *unit1,
     const char *unit2);
-void units_journal_tail(const struct zdd_config *cfg, const char *unit,
-    unsigned lines);
 int units_show(const struct zdd_config *cfg, const char *unit);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
+
+/* logs.c */
+int logs_socket_path(const struct zdd_config *cfg, char *out, size_t n);
+bool logs_unit_allowed(const struct zdd_config *cfg, const char *unit);
+int logs_parse_request(const struct zdd_config *cfg, const char *line,
+    char *unit, size_t unitsz, unsigned *lines);
+int logs_serve(const struct zdd_config *cfg);
+void logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines);
 
 /* probe.c */
 int probe_socket_path(const struct zdd_config *cfg, const char *id,

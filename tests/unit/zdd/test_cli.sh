@@ -66,7 +66,9 @@ STATE=$T/state
 EOF
 cat > "$T/fake-journalctl" <<'EOF'
 #!/bin/sh
-echo "journal of $3: app said goodbye"
+# the unit is the argument after -u
+while [ $# -gt 0 ] && [ "$1" != -u ]; do shift; done
+echo "journal of $2: app said goodbye"
 EOF
 chmod +x "$T/fake-systemctl" "$T/fake-journalctl"
 
@@ -180,7 +182,8 @@ ok $? "current -> $R1 with REVISION = pushed sha"
 [ "$(served)" = "$SHA1" ]; ok $? "main instance serves the new revision"
 [ "$(side_sockets)" -eq 0 ]; ok $? "side instance stopped after handover"
 check "build ran (built.txt)" test -f "$ROOT/current/built.txt"
-check ".env linked to shared" grep -q SECRET=s3 "$ROOT/current/.env"
+[ ! -e "$ROOT/current/.env" ] && [ ! -L "$ROOT/current/.env" ]
+ok $? "no .env link into the deploy user's shared/ (the environment is root's)"
 grep -q "start myapp@$R1.service" "$T/state/calls" &&
     grep -q "stop myapp@$R1.service myapp-probe@$R1.socket" "$T/state/calls" &&
     grep -q -- "--no-ask-password restart myapp.service" "$T/state/calls"
@@ -400,6 +403,17 @@ bg=$(cat "$T/bg.pid")
     [ "$(current)" = "$cur" ] && [ "$(nreleases)" -eq "$before" ] &&
     { ! kill -0 "$bg" 2>/dev/null || grep -q '^State:.*Z' "/proc/$bg/status"; }
 ok $? "SIGINT during the build: build group killed, release removed, exit 1"
+
+# --- logs-serve: one request on the logs socket's connection ---------------------
+rc=0; printf 'myapp.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye"
+ok $? "logs-serve: an app unit's journal is served (journalctl run for it)"
+rc=0; printf 'ssh.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "refused" && ! has "journal of"
+ok $? "logs-serve: another unit is refused (exit 2), journalctl not run"
+rc=0; printf 'myapp.service 7' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && ! has "journal of"
+ok $? "logs-serve: a request without its newline is refused"
 
 # --- privilege drop (as root) ---------------------------------------------------------
 if [ "$(id -u)" -eq 0 ] && id nobody > /dev/null 2>&1; then

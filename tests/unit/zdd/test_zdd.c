@@ -411,9 +411,9 @@ test_checkout(void)
 	    strcmp(buf, sha) == 0, "REVISION holds the full sha");
 	ok(release_read_file(c.app_root, id, "RELEASE", buf, sizeof(buf)) == 0 &&
 	    strcmp(buf, id) == 0, "RELEASE holds the id");
-	ok(sh("test \"$(readlink %s/.env)\" = ../../shared/.env && "
-	    "grep -q SECRET=1 %s/.env", path, path) == 0,
-	    ".env links to shared/.env (replacing a committed .env)");
+	ok(sh("test ! -L %s/.env && grep -qx committed-env %s/.env", path,
+	    path) == 0,
+	    "a committed .env is the repo's: no link to shared/ (secrets are root's)");
 	ok(!exists("%s/.git", path) && !exists("%s/index", c.repo) &&
 	    sh("ls -A %s/releases | grep -q index", c.app_root) != 0,
 	    "no .git in the release, no index left in the repo or releases");
@@ -701,6 +701,44 @@ struct fake_server {
 	pthread_t thread;
 };
 
+static void
+test_logs_request(void)
+{
+	struct zdd_config c;
+	char unit[128];
+	unsigned lines = 0;
+
+	config_defaults(&c);
+	ok(logs_parse_request(&c, "myapp.service 40\n", unit, sizeof(unit),
+	    &lines) == 0 && strcmp(unit, "myapp.service") == 0 && lines == 40,
+	    "logs: the live instance's journal may be asked for");
+	ok(logs_parse_request(&c, "myapp@20261201101530-abc1234.service 5\n",
+	    unit, sizeof(unit), &lines) == 0 && lines == 5,
+	    "logs: a handover instance's journal may be asked for");
+	ok(logs_parse_request(&c, "ssh.service 40\n", unit, sizeof(unit),
+	    &lines) == -EPERM, "logs: another service's journal is refused");
+	ok(logs_parse_request(&c, "myapp-evil.service 40\n", unit,
+	    sizeof(unit), &lines) == -EPERM &&
+	    logs_parse_request(&c, "myapp@x.service 40\n", unit, sizeof(unit),
+	    &lines) == -EPERM &&
+	    logs_parse_request(&c, "myapp@20261201101530-abc1234.service.x 4\n",
+	    unit, sizeof(unit), &lines) == -EPERM &&
+	    logs_parse_request(&c, "myapp.socket 4\n", unit, sizeof(unit),
+	    &lines) == -EPERM,
+	    "logs: look-alike unit names are refused");
+	ok(logs_parse_request(&c, "myapp.service 0\n", unit, sizeof(unit),
+	    &lines) == -EINVAL &&
+	    logs_parse_request(&c, "myapp.service 1001\n", unit, sizeof(unit),
+	    &lines) == -EINVAL &&
+	    logs_parse_request(&c, "myapp.service -f\n", unit, sizeof(unit),
+	    &lines) == -EINVAL &&
+	    logs_parse_request(&c, "myapp.service 4 -u ssh\n", unit,
+	    sizeof(unit), &lines) == -EINVAL &&
+	    logs_parse_request(&c, "myapp.service\n", unit, sizeof(unit),
+	    &lines) == -EINVAL,
+	    "logs: a line count outside 1..1000 or extra words are refused");
+}
+
 static void *
 serve(void *arg)
 {
@@ -816,6 +854,7 @@ main(void)
 	test_lock();
 	test_history();
 	test_probe();
+	test_logs_request();
 	curl_global_cleanup();
 	printf("1..%d\n# %d passed, %d failed\n", tests, tests - failures,
 	    failures);

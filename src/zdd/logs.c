@@ -1,0 +1,223 @@
+/*
+ * The app's logs for the deploy user, and only the app's.  The deploy user
+ * is not in systemd-journal (a build would read every service's journal);
+ * it asks myapp-logs.socket (group deploy, Accept=yes), whose instance runs
+ * `myapp-zdd logs-serve` as a dynamic user in systemd-journal: that reads
+ * one request line, checks the unit is one of the app's, and execs
+ * journalctl for it with the connection as stdout.
+ *
+ * Request: "UNIT LINES\n", UNIT = APP.service or APP@<release-id>.service,
+ * LINES 1..LOGS_LINES_MAX.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "zdd.h"
+
+#define LOGS_LINES_MAX   1000
+#define LOGS_REQUEST_MAX 128
+#define LOGS_TIMEOUT_MS  10000
+#define LOGS_OUTPUT_MAX  (256 * 1024)
+
+int
+logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
+{
+	int len = snprintf(out, n, "%s/%s-logs.sock", cfg->probe_socket_dir,
+	    cfg->app);
+
+	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
+}
+
+/* The app's own units: the live instance and the handover instances. */
+bool
+logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
+{
+	size_t n = strlen(cfg->app);
+	char id[ZDD_ID_MAX + 1];
+	const char *at, *end;
+
+	if (strncmp(unit, cfg->app, n) != 0)
+		return false;
+	if (strcmp(unit + n, ".service") == 0)
+		return true;
+	at = unit + n;
+	end = strstr(at, ".service");
+	if (at[0] != '@' || end == NULL || strcmp(end, ".service") != 0 ||
+	    (size_t)(end - at - 1) > ZDD_ID_MAX)
+		return false;
+	memcpy(id, at + 1, (size_t)(end - at - 1));
+	id[end - at - 1] = '\0';
+	return release_id_valid(id);
+}
+
+int
+logs_parse_request(const struct zdd_config *cfg, const char *line,
+    char *unit, size_t unitsz, unsigned *lines)
+{
+	const char *sp = strchr(line, ' ');
+	char *end;
+	unsigned long n;
+
+	if (sp == NULL || (size_t)(sp - line) >= unitsz)
+		return -EINVAL;
+	memcpy(unit, line, (size_t)(sp - line));
+	unit[sp - line] = '\0';
+	errno = 0;
+	n = strtoul(sp + 1, &end, 10);
+	if (sp[1] < '0' || sp[1] > '9' || errno != 0 || n < 1 ||
+	    n > LOGS_LINES_MAX || (*end != '\0' && strcmp(end, "\n") != 0))
+		return -EINVAL;
+	if (!logs_unit_allowed(cfg, unit))
+		return -EPERM;
+	*lines = (unsigned)n;
+	return 0;
+}
+
+static int
+journalctl_argv_exec(const struct zdd_config *cfg, const char *unit,
+    unsigned lines)
+{
+	char n[16];
+	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "--quiet",
+	    "-o", "short-iso", "-u", (char *)unit, "-n", n, NULL };
+
+	snprintf(n, sizeof(n), "%u", lines);
+	execvp(argv[0], argv);
+	return -errno;
+}
+
+/* logs-serve: stdin/stdout are the connection (StandardInput=socket). */
+int
+logs_serve(const struct zdd_config *cfg)
+{
+	char line[LOGS_REQUEST_MAX + 2], unit[LOGS_REQUEST_MAX];
+	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+	size_t len = 0;
+	unsigned lines;
+	int rc;
+
+	/* Read up to the newline, bounded in size and time. */
+	while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL) {
+		ssize_t r;
+
+		rc = poll(&p, 1, LOGS_TIMEOUT_MS);
+		if (rc <= 0) {
+			log_err("logs-serve: no request within %d s",
+			    LOGS_TIMEOUT_MS / 1000);
+			return ZDD_EXIT_USAGE;
+		}
+		r = read(STDIN_FILENO, line + len, sizeof(line) - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	line[len] = '\0';
+	if (strchr(line, '\n') == NULL ||
+	    logs_parse_request(cfg, line, unit, sizeof(unit), &lines) < 0) {
+		printf("refused: expected '<unit of %s> <lines 1-%d>'\n",
+		    cfg->app, LOGS_LINES_MAX);
+		log_err("logs-serve: refused request '%.80s'", line);
+		return ZDD_EXIT_USAGE;
+	}
+	fflush(stdout);
+	rc = journalctl_argv_exec(cfg, unit, lines);
+	errno = -rc;
+	log_err("logs-serve: cannot run %s: %m", cfg->journalctl);
+	return ZDD_EXIT_FAILED;
+}
+
+/* Copy what the server sends to stdout, bounded in size and time. */
+static int
+logs_copy(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t total = 0;
+	char buf[4096];
+
+	for (;;) {
+		ssize_t r;
+		int rc = poll(&p, 1, LOGS_TIMEOUT_MS);
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return rc < 0 ? -errno : -ETIMEDOUT;
+		r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 0;
+		if (total + (size_t)r > LOGS_OUTPUT_MAX)
+			return -EFBIG;
+		total += (size_t)r;
+		if (fwrite(buf, 1, (size_t)r, stdout) != (size_t)r)
+			return -EIO;
+	}
+}
+
+static int
+logs_ask(const struct zdd_config *cfg, const char *unit, unsigned lines)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char req[LOGS_REQUEST_MAX + 16];
+	int fd, rc, len;
+
+	if (logs_socket_path(cfg, sa.sun_path, sizeof(sa.sun_path)) < 0)
+		return -ENAMETOOLONG;
+	len = snprintf(req, sizeof(req), "%s %u\n", unit, lines);
+	if (len < 0 || (size_t)len >= sizeof(req))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, req, (size_t)len) != len) {
+		rc = -errno;
+		goto out;
+	}
+	fflush(stdout);
+	rc = logs_copy(fd);
+	fflush(stdout);
+out:
+	close(fd);
+	return rc;
+}
+
+/*
+ * The last LINES journal lines of UNIT, on stdout (the push output).
+ * Through the logs socket; where there is none (root, or the engine's
+ * tests), journalctl directly.
+ */
+void
+logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
+{
+	char n[16];
+	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "-u",
+	    (char *)unit, "-n", n, NULL };
+	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
+	    .timeout_s = 30 };
+	int rc, status;
+
+	log_info("       last %u journal lines of %s:", lines, unit);
+	rc = logs_ask(cfg, unit, lines);
+	if (rc == 0)
+		return;
+	if (rc != -ENOENT && rc != -ECONNREFUSED) {
+		errno = -rc;
+		log_info("       (journal not readable through %s-logs.socket: %m)",
+		    cfg->app);
+		return;
+	}
+	snprintf(n, sizeof(n), "%u", lines);
+	if (spawn_run(argv, &o, &status) < 0 || !spawn_ok(status))
+		log_info("       (journal not readable: is %s-logs.socket "
+		    "running?)", cfg->app);
+}
