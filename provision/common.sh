@@ -44,6 +44,11 @@ die() {
 # deploy user's trees (its home, the repo, the app root) is touched this way
 # only: the deploy user can plant links there, and root must not follow them.
 as_deploy() { runuser -u "$DEPLOY_USER" -- "$@"; }
+# in_deploy_tree CMD…: as_deploy, and a failure stops the step saying why
+# (a path there that is not what the package made: a link, or not the user's).
+in_deploy_tree() {
+	as_deploy "$@" || die "as $DEPLOY_USER, '$*' failed: is a path in its trees a link, or not its own?"
+}
 
 # root_only DIR: DIR is a real directory (not a link) owned by root that no
 # one else can write, so what a name in it points to is root's decision.

@@ -2,7 +2,8 @@
  * Running programs: always exec'd directly (never through a shell unless
  * the program *is* sh -c BUILD_COMMAND), with the engine's clean
  * environment, bounded in time, and killed as a process group so nothing
- * a build leaves behind keeps running.
+ * a build leaves behind in its group keeps running (one that calls setsid
+ * escapes it: see myapp-zdd(8)).
  */
 #include <errno.h>
 #include <fcntl.h>
