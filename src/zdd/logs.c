@@ -23,7 +23,7 @@
 #define LOGS_LINES_MAX   1000
 #define LOGS_REQUEST_MAX 128
 #define LOGS_TIMEOUT_MS  10000
-#define LOGS_OUTPUT_MAX  (256 * 1024)
+#define LOGS_OUTPUT_MAX  ((size_t)256 * 1024)
 
 int
 logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
@@ -96,7 +96,7 @@ journalctl_argv_exec(const struct zdd_config *cfg, const char *unit,
 int
 logs_serve(const struct zdd_config *cfg)
 {
-	char line[LOGS_REQUEST_MAX + 2], unit[LOGS_REQUEST_MAX];
+	char line[LOGS_REQUEST_MAX + 2] = "", unit[LOGS_REQUEST_MAX];
 	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
 	size_t len = 0;
 	unsigned lines;
