@@ -358,7 +358,7 @@ static int reader_open(struct notes *n, struct reader *r)
 	if (ret < 0)
 		return ret;
 	if (prepare(r->db, "SELECT id, text, created_at FROM notes WHERE id = ?1", &r->get) < 0 ||
-	    prepare(r->db, "SELECT id, text, created_at FROM notes ORDER BY id DESC LIMIT ?1", &r->list) < 0) {
+	    prepare(r->db, "SELECT id, text, created_at FROM notes WHERE id <= ?2 ORDER BY id DESC LIMIT ?1", &r->list) < 0) {
 		sqlite3_finalize(r->get);
 		sqlite3_close(r->db);
 		memset(r, 0, sizeof(*r));
@@ -458,15 +458,44 @@ int notes_get(struct notes *n, int64_t id, struct json_object **out)
 	return ret;
 }
 
-int notes_list(struct notes *n, int limit, struct json_object **out)
+/* The most JSON text json-c prints for a string of len bytes, quotes
+ * included: '"', '\\' and '/' take 2 bytes, control bytes up to 6
+ * ("\u00XX"), anything else 1 (json-c copies UTF-8 as it is). */
+static size_t json_string_max(const unsigned char *s, size_t len)
+{
+	size_t out = 2;
+
+	for (size_t i = 0; i < len; i++)
+		out += s[i] < 0x20 ? 6 : (s[i] == '"' || s[i] == '\\' || s[i] == '/') ? 2 : 1;
+	return out;
+}
+
+/* The most JSON text of row_to_json(stmt) with its separator in an array:
+ * {"id":N,"text":"...","created_at":"..."} and a comma. */
+static size_t row_json_max(sqlite3_stmt *stmt)
+{
+	static const char frame[] = "{\"id\":,\"text\":,\"created_at\":},";
+	const unsigned char *text = sqlite3_column_text(stmt, 1);
+	const unsigned char *created = sqlite3_column_text(stmt, 2);
+
+	return sizeof(frame) - 1 + 20 /* digits of an int64 and its sign */ +
+	       json_string_max(text, text ? (size_t)sqlite3_column_bytes(stmt, 1) : 0) +
+	       json_string_max(created, created ? (size_t)sqlite3_column_bytes(stmt, 2) : 0);
+}
+
+int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes, struct json_object **out,
+	       int64_t *next)
 {
 	struct json_object *arr = NULL;
 	struct reader *r;
+	size_t used = 2;	/* [] */
+	int64_t last_id = 0;
 	int ret = -EIO;
 	int rc;
 
 	*out = NULL;
-	if (limit < 0 || limit > NOTES_LIST_MAX)
+	*next = 0;
+	if (limit < 0 || limit > NOTES_LIST_MAX || before < 0 || max_bytes < used)
 		return -EINVAL;
 	arr = json_object_new_array();
 	if (!arr)
@@ -475,14 +504,26 @@ int notes_list(struct notes *n, int limit, struct json_object **out)
 	if (!r)
 		goto out;
 	sqlite3_bind_int(r->list, 1, limit);
+	sqlite3_bind_int64(r->list, 2, before > 0 ? before - 1 : INT64_MAX);
 	while ((rc = step_retry(r->list)) == SQLITE_ROW) {
-		struct json_object *row = row_to_json(r->list);
+		struct json_object *row;
+		size_t size = row_json_max(r->list);
 
+		/* Over the budget: stop, unless this is the first note (then the
+		 * list holds it alone rather than never listing it). */
+		if (last_id != 0 && size > max_bytes - used) {
+			*next = last_id;
+			rc = SQLITE_DONE;
+			break;
+		}
+		row = row_to_json(r->list);
 		if (!row || json_object_array_add(arr, row) < 0) {
 			json_object_put(row);
 			ret = -ENOMEM;
 			goto out_reset;
 		}
+		used = size > max_bytes - used ? max_bytes : used + size;
+		last_id = sqlite3_column_int64(r->list, 0);
 	}
 	if (rc != SQLITE_DONE) {
 		fprintf(stderr, "myapp: cannot list notes: %s\n", sqlite3_errmsg(r->db));

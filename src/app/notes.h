@@ -35,8 +35,14 @@ int64_t notes_insert_wait(struct notes *n, const char *text, size_t text_len);
 
 /* *out: {"id":N,"text":"...","created_at":"..."}; -ENOENT when absent. */
 int notes_get(struct notes *n, int64_t id, struct json_object **out);
-/* *out: array of notes, newest first, at most limit. */
-int notes_list(struct notes *n, int limit, struct json_object **out);
+/* *out: array of notes, newest first, with ids below before (0: no bound),
+ * at most limit of them and at most max_bytes as JSON text (counted as json-c
+ * prints the array at worst: every control byte escaped); a first note
+ * larger than max_bytes on its own is listed alone, so every note can be
+ * listed. *next: 0 when the list holds every note asked for; else the id to
+ * pass as before for the rest (notes were left out for max_bytes). */
+int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes, struct json_object **out,
+	       int64_t *next);
 
 /* Failure injection for tests: every commit fails with -EIO while set. */
 void notes_fail_commits(struct notes *n, int fail);

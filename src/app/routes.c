@@ -227,19 +227,38 @@ static int route_note_get(struct app_state *app, const char *id_text, struct htt
 	return reply_json(reply, 200, note);
 }
 
-static int route_note_list(struct app_state *app, const char *limit_arg, struct http_reply *reply)
+/* What the list's envelope adds to the array, at most:
+ * {"notes":[...],"truncated":true,"next":"/api/notes?limit=1000&before=<int64>"} */
+#define LIST_ENVELOPE_MAX 128
+
+/* {"notes":[...],"truncated":false}: the newest notes (below ?before=), at
+ * most ?limit= of them and at most NOTES_LIST_BYTES of body. When the byte
+ * budget left notes out: "truncated":true and "next", the path of the rest. */
+static int route_note_list(struct app_state *app, const char *limit_arg, const char *before_arg,
+			   struct http_reply *reply)
 {
 	struct json_object *list = NULL, *obj;
-	int64_t limit = NOTES_LIST_DEFAULT;
+	int64_t limit = NOTES_LIST_DEFAULT, before = 0, next = 0;
+	char next_path[96];
 	int ret;
 
 	if (limit_arg && parse_positive(limit_arg, NOTES_LIST_MAX, &limit) < 0)
 		return reply_error(reply, 400, "limit must be an integer from 1 to 1000");
-	ret = notes_list(app->notes, (int)limit, &list);
+	if (before_arg && parse_positive(before_arg, INT64_MAX, &before) < 0)
+		return reply_error(reply, 400, "before must be a note id (a positive integer)");
+	ret = notes_list(app->notes, (int)limit, before, NOTES_LIST_BYTES - LIST_ENVELOPE_MAX, &list, &next);
+	if (ret == -ENOMEM)
+		return ret;
 	if (ret < 0)
 		return reply_error(reply, 500, "storage failure");
 	obj = json_object_new_object();
 	if (!obj || add(obj, "notes", list) < 0) {
+		json_object_put(obj);
+		return -ENOMEM;
+	}
+	snprintf(next_path, sizeof(next_path), "/api/notes?limit=%lld&before=%lld", (long long)limit, (long long)next);
+	if (add(obj, "truncated", json_object_new_boolean(next != 0)) < 0 ||
+	    (next != 0 && add(obj, "next", json_object_new_string(next_path)) < 0)) {
 		json_object_put(obj);
 		return -ENOMEM;
 	}
@@ -327,7 +346,7 @@ int route_request(struct app_state *app, const struct http_request *req, struct 
 		return is_read(req) ? route_status(app, reply) : reply_not_allowed(reply, "GET, HEAD");
 	if (strcmp(path, "/api/notes") == 0) {
 		if (is_read(req))
-			return route_note_list(app, req->limit_arg, reply);
+			return route_note_list(app, req->limit_arg, req->before_arg, reply);
 		if (is_method(req, "POST"))
 			return route_note_post(app, req, reply);
 		return reply_not_allowed(reply, "GET, HEAD, POST");

@@ -16,6 +16,9 @@ struct notes;
 #define BODY_MAX_DEFAULT 65536
 #define BODY_MAX_LIMIT (16UL * 1024 * 1024)
 #define NOTES_LIST_DEFAULT 20
+/* The most a GET /api/notes body holds (a note larger on its own is listed
+ * alone): what limit=1000 may cost per request, whatever the notes' size. */
+#define NOTES_LIST_BYTES (1024UL * 1024)
 
 struct app_state {
 	const struct identity *identity;
@@ -37,6 +40,7 @@ struct http_request {
 	const char *method;
 	const char *path;
 	const char *limit_arg;		/* ?limit=, NULL if absent */
+	const char *before_arg;		/* ?before=, NULL if absent */
 	const char *content_type;	/* NULL if absent */
 	const char *content_length;	/* NULL if absent */
 	const char *body;

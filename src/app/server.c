@@ -177,6 +177,7 @@ static void fill_request(struct MHD_Connection *conn, const char *url, const cha
 	req->method = method;
 	req->path = url;
 	req->limit_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	req->before_arg = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "before");
 	req->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	req->content_length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 }

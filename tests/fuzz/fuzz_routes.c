@@ -97,6 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	req.body_state = (sel >> 3) % 3;
 	if ((sel >> 5) & 1)
 		req.content_length = limit;
+	if ((sel >> 6) & 1)
+		req.before_arg = limit;	/* ?before= of the note list */
 
 	if (route_request(&app, &req, &reply) == 0) {
 		if (reply.kind == REPLY_DONE && (!reply.body || !reply.content_type || reply.status < 200))

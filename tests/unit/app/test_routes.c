@@ -69,7 +69,9 @@ static int count_notes(void)
 	struct json_object *list = NULL;
 	int n;
 
-	if (notes_list(app.notes, NOTES_LIST_MAX, &list) < 0)
+	int64_t next = 0;
+
+	if (notes_list(app.notes, NOTES_LIST_MAX, 0, SIZE_MAX, &list, &next) < 0)
 		return -1;
 	n = (int)json_object_array_length(list);
 	json_object_put(list);
@@ -263,6 +265,167 @@ static void test_storage_failure(void)
 	ok(id > 0, "storage works again after the failure");
 }
 
+/* GET /api/notes with ?limit= and ?before= (NULL: absent). */
+static int route_list(const char *limit, const char *before, struct http_reply *r)
+{
+	struct http_request req = {
+		.method = "GET", .path = "/api/notes", .limit_arg = limit, .before_arg = before,
+		.body_state = BODY_NOT_READ,
+	};
+	return route_request(&app, &req, r);
+}
+
+struct page {
+	int status;
+	size_t body_len;
+	size_t count;
+	int64_t first_id, last_id;
+	int truncated;		/* -1: field missing or not a boolean */
+	char next[128];		/* "" when absent */
+};
+
+static void read_page(const struct http_reply *r, struct page *p)
+{
+	struct json_object *obj = parse(r), *list = NULL, *v = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->status = (int)r->status;
+	p->body_len = r->body_len;
+	p->truncated = -1;
+	if (obj && json_object_object_get_ex(obj, "notes", &list) && json_object_is_type(list, json_type_array)) {
+		p->count = json_object_array_length(list);
+		if (p->count) {
+			p->first_id = json_object_get_int64(json_object_object_get(json_object_array_get_idx(list, 0), "id"));
+			p->last_id = json_object_get_int64(
+				json_object_object_get(json_object_array_get_idx(list, p->count - 1), "id"));
+		}
+	}
+	if (obj && json_object_object_get_ex(obj, "truncated", &v) && json_object_is_type(v, json_type_boolean))
+		p->truncated = json_object_get_boolean(v);
+	if (obj && json_object_object_get_ex(obj, "next", &v) && json_object_is_type(v, json_type_string))
+		snprintf(p->next, sizeof(p->next), "%s", json_object_get_string(v));
+	json_object_put(obj);
+}
+
+/* Stores count notes of size bytes of byte c; their ids in ids[]. */
+static int store_big(int count, size_t size, char c, int64_t *ids)
+{
+	char *text = malloc(size);
+	int stored = 0;
+
+	if (!text)
+		return 0;
+	memset(text, c, size);
+	for (int i = 0; i < count; i++) {
+		ids[i] = notes_insert_wait(app.notes, text, size);
+		stored += ids[i] > 0;
+	}
+	free(text);
+	return stored;
+}
+
+/* Pages through ?limit=1000 from before (0: the newest) down to (and
+ * including) stop_id: every page within the budget, truncated until the last,
+ * next naming the rest; returns the notes seen, or -1. */
+static int page_down(int64_t before, int64_t stop_id, const char *what, int *pages)
+{
+	int seen = 0, good = 1;
+
+	*pages = 0;
+	for (;;) {
+		struct http_reply r;
+		struct page p;
+		char before_arg[32], want_next[128];
+
+		snprintf(before_arg, sizeof(before_arg), "%lld", (long long)before);
+		route_list("1000", before ? before_arg : NULL, &r);
+		read_page(&r, &p);
+		reply_free(&r);
+		(*pages)++;
+		snprintf(want_next, sizeof(want_next), "/api/notes?limit=1000&before=%lld", (long long)p.last_id);
+		if (p.status != 200 || p.count == 0 || p.body_len > NOTES_LIST_BYTES ||
+		    (before && p.first_id >= before) || p.truncated < 0 ||
+		    (p.truncated && strcmp(p.next, want_next) != 0) || (!p.truncated && p.next[0])) {
+			printf("# %s page %d: status %d, %zu notes (%lld..%lld), %zu bytes, truncated %d, next \"%s\"\n",
+			       what, *pages, p.status, p.count, (long long)p.first_id, (long long)p.last_id, p.body_len,
+			       p.truncated, p.next);
+			good = 0;
+			break;
+		}
+		if (p.last_id <= stop_id) {
+			seen += (int)(p.first_id - stop_id + 1);	/* stored in a row: ids in a row */
+			break;
+		}
+		seen += (int)p.count;
+		if (!p.truncated) {
+			good = 0;	/* stop_id not reached */
+			break;
+		}
+		before = p.last_id;
+	}
+	return good ? seen : -1;
+}
+
+/* The list's body is bounded by bytes, whatever limit= and the notes' size:
+ * 64 KiB notes of letters, then of control bytes (escaped to 6 bytes each),
+ * then one note larger than the budget (listed alone). */
+static void test_list_budget(void)
+{
+	enum { BIG = 40, ODD = 8 };
+	static int64_t ids[BIG], odd[ODD], huge[1];
+	struct http_reply r;
+	struct page p;
+	int pages, seen;
+	char before_arg[32];
+
+	ok(store_big(BIG, 65536, 'n', ids) == BIG, "%d notes of 64 KiB stored", BIG);
+	route_list("1000", NULL, &r);
+	read_page(&r, &p);
+	reply_free(&r);
+	ok(p.status == 200 && p.body_len <= NOTES_LIST_BYTES && p.body_len > NOTES_LIST_BYTES - 2 * 65600,
+	   "limit=1000 of 64 KiB notes: %zu bytes, within the %lu budget and close to it", p.body_len,
+	   NOTES_LIST_BYTES);
+	ok(p.count == 15 && p.first_id == ids[BIG - 1], "it holds the newest %zu notes (the budget's 15)", p.count);
+	ok(p.truncated == 1 && p.next[0], "truncated: true, next \"%s\"", p.next);
+	seen = page_down(0, ids[0], "64 KiB", &pages);
+	ok(seen == BIG && pages == 3, "paging by next: %d notes in %d pages, each within the budget", seen, pages);
+
+	route_list("3", NULL, &r);
+	read_page(&r, &p);
+	reply_free(&r);
+	ok(p.status == 200 && p.count == 3 && p.truncated == 0 && !p.next[0],
+	   "limit=3 within the budget: 3 notes, truncated: false, no next");
+
+	ok(store_big(ODD, 65536, '\001', odd) == ODD, "%d notes of 64 KiB of control bytes stored", ODD);
+	seen = page_down(0, odd[0], "control bytes", &pages);
+	ok(seen == ODD && pages == ODD / 2, "escaped 6-fold (384 KiB each): %d notes, 2 a page, %d pages", seen, pages);
+
+	ok(store_big(1, NOTES_LIST_BYTES + 1, 'h', huge) == 1, "one note larger than the budget stored");
+	route_list(NULL, NULL, &r);
+	read_page(&r, &p);
+	reply_free(&r);
+	ok(p.status == 200 && p.count == 1 && p.first_id == huge[0] && p.truncated == 1 &&
+	   p.body_len > NOTES_LIST_BYTES && p.body_len < NOTES_LIST_BYTES + 256,
+	   "a note over the budget is listed alone (%zu bytes), truncated: true", p.body_len);
+	snprintf(before_arg, sizeof(before_arg), "%lld", (long long)huge[0]);
+	route_list("1", before_arg, &r);
+	read_page(&r, &p);
+	reply_free(&r);
+	ok(p.status == 200 && p.count == 1 && p.first_id == odd[ODD - 1] && p.truncated == 0,
+	   "before=%s: the next older note, limit=1 honoured", before_arg);
+
+	static const char *bad_before[] = { "0", "-1", "abc", "", "1x", "99999999999999999999" };
+	for (size_t i = 0; i < sizeof(bad_before) / sizeof(bad_before[0]); i++) {
+		route_list(NULL, bad_before[i], &r);
+		ok(is_error(&r, 400), "before=%s: 400", bad_before[i]);
+		reply_free(&r);
+	}
+	route_list(NULL, "1", &r);
+	read_page(&r, &p);
+	reply_free(&r);
+	ok(p.status == 200 && p.count == 0 && p.truncated == 0, "before=1: no notes, truncated: false");
+}
+
 static void test_drain_state(void)
 {
 	struct http_reply r;
@@ -332,6 +495,7 @@ int main(void)
 	test_post_bodies();
 	test_notes_roundtrip();
 	test_storage_failure();
+	test_list_budget();
 	test_drain_state();
 	test_identity();
 
