@@ -294,11 +294,13 @@ rc=0; zdd deploy stage --build-command 'ls /proc/self/fd > fds.txt' || rc=$?
 [ "$rc" -eq 0 ] && [ "$(tr '\n' ' ' < "$ROOT/current/fds.txt")" = "0 1 2 3 " ]
 ok $? "--build-command used; the build inherits only fds 0-2 (+ ls's own)"
 
-for i in 1 2 3; do sleep 1; commit "more $i"; deploy_head; done
+deploys_failed=0
+cur_before_more=$(current)
+for i in 1 2 3; do sleep 1; commit "more $i"; deploy_head || deploys_failed=$((deploys_failed + 1)); done
 last=$(current)
-[ "$(nreleases)" -eq 3 ] && [ -n "$last" ] &&
+[ "$deploys_failed" -eq 0 ] && [ "$last" != "$cur_before_more" ] && [ "$(nreleases)" -eq 3 ] && [ -n "$last" ] &&
     [ -d "$ROOT/releases/$(previous)" ]
-ok $? "KEEP_RELEASES=3 after 5 deploys: 3 left, incl. current and previous"
+ok $? "KEEP_RELEASES=3 after 5 deploys (the last 3 all succeeded): 3 left, incl. current and previous"
 # a rollback to an old release, then prune: neither current nor previous goes
 zdd rollback; old_cur=$(current); old_prev=$(previous)
 sed -i 's/^KEEP_RELEASES=3/KEEP_RELEASES=1/' "$CONF"

@@ -292,19 +292,31 @@ test_prune_select(void)
 	    "old current and previous (rolled back to) are never pruned");
 	prune_select(ids, n, ids[3], NULL, 1, rm);
 	ok(!rm[3] && !rm[6] && rm[0] && rm[5], "keep 1 + current");
+	unsigned cases = 0, kept = 0;
+
 	for (unsigned keep = 1; keep <= 8; keep++)
 		for (size_t c = 0; c < n; c++)
 			for (size_t p = 0; p < n; p++) {
+				size_t left = 0;
+
 				prune_select(ids, n, ids[c], ids[p], keep, rm);
-				if (rm[c] || rm[p]) {
-					ok(false, "never current/previous "
-					    "(keep %u c %zu p %zu)", keep, c, p);
-					return;
-				}
+				for (size_t i = 0; i < n; i++)
+					left += !rm[i];
+				cases++;
+				/* current and previous stay, and at least
+				 * min(keep, n) releases are left */
+				if (!rm[c] && !rm[p] && left >= (keep < n ? keep : n))
+					kept++;
 			}
-	ok(true, "exhaustive: current/previous never selected");
+	ok(cases == 8 * 7 * 7 && kept == cases,
+	    "exhaustive: current/previous never selected, at least KEEP left "
+	    "(%u of %u cases)", kept, cases);
+	memset(rm, 1, sizeof(rm));
 	prune_select(ids, 0, NULL, NULL, 5, rm);
-	ok(true, "empty list is fine");
+	removed = 0;
+	for (size_t i = 0; i < n; i++)
+		removed += rm[i];
+	ok(removed == (int)n, "an empty list selects nothing (and writes nothing)");
 }
 
 static void
