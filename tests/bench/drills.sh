@@ -81,6 +81,13 @@ wait_new_main_pid() { # wait_new_main_pid OLD: up to 10 s
 	done
 	return 1
 }
+# main_pid_changed OLD: myapp.service is active with a main process that is
+# neither OLD nor 0 (MainPID=0: no process, the app is down).
+main_pid_changed() {
+	pid=$(systemctl show -p MainPID --value myapp.service)
+	echo "MainPID before $1, now $pid"
+	[ "$pid" != 0 ] && [ "$pid" != "$1" ] && systemctl is-active -q myapp.service
+}
 socket_id() { echo "$(stat -L -c %i /run/myapp.sock) $(systemctl show -p ActiveEnterTimestampMonotonic --value myapp.socket)"; }
 
 # A newer build of this package for the upgrade drill, made before any load
@@ -113,8 +120,9 @@ run_drills() {
 		as_deploy git -C "$work/$c" config user.name bench
 	done
 
-	old=$(systemctl show -p MainPID --value myapp.service)
 	drill_begin sigkill "systemd restarts the app; connections queue in the socket, none refused; requests in flight in the killed process may fail; no acknowledged write lost" no-refused
+	old=$(systemctl show -p MainPID --value myapp.service)
+	drill_check "the app was running before (main pid $old)" not test "$old" = 0
 	drill_check "systemctl kill -s KILL myapp.service" systemctl kill -s KILL myapp.service
 	drill_check "a new main process is active within 10 s" wait_new_main_pid "$old"
 	drill_end
@@ -174,7 +182,7 @@ run_drills() {
 	drill_end
 	drill_eq "the newer version is installed" "$newer" "$(dpkg-query -W -f='${Version}' myapp-zdd)"
 	drill_eq "the socket was never restarted (inode, start time)" "$sock" "$(socket_id)"
-	drill_check "the app was restarted (new main pid)" not test "$old" = "$(systemctl show -p MainPID --value myapp.service)"
+	drill_check "the app was restarted (new main pid, not 0)" main_pid_changed "$old"
 	drill_check "myapp-zdd status: all active and healthy" status_ok
 
 	sock=$(socket_id)
