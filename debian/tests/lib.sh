@@ -42,17 +42,37 @@ finish() {
 	echo "$((tests_run - tests_failed)) passed, $tests_failed failed"
 	[ "$tests_failed" -eq 0 ]
 }
-# http URL [curl args…]: prints "STATUS BODY" of a request (no retries).
+# http URL [curl args…]: prints "STATUS BODY" of a request (no retries). The
+# body goes to a file of this call's own, so a request that got no answer
+# prints "000 " with nothing after it, never an earlier answer's body.
 http() {
-	url=$1
+	http_url=$1
 	shift
-	curl -sS --max-time 10 -o /tmp/zdd-http-body -w '%{http_code}' "$@" "$url" 2>/dev/null || true
+	http_body=$(mktemp) || {
+		printf '000 '
+		return 0
+	}
+	curl -sS --max-time 10 -o "$http_body" -w '%{http_code}' "$@" "$http_url" 2>/dev/null || true
 	printf ' '
-	cat /tmp/zdd-http-body 2>/dev/null || true
+	cat "$http_body" 2>/dev/null || true
+	rm -f "$http_body"
 }
 # json_field FIELD: reads JSON on stdin, prints the field (python3 is in every
 # testbed through git's and the app's test dependencies).
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+# http_field FIELD URL [curl args…]: FIELD of the JSON body of a 200 answer;
+# any other answer prints "HTTP STATUS" (000: none), which equals no value a
+# test expects, so a refused request never passes for an earlier answer.
+http_field() {
+	hf_field=$1
+	shift
+	hf_answer=$(http "$@")
+	if [ "${hf_answer%% *}" != 200 ]; then
+		echo "HTTP ${hf_answer%% *}"
+	elif ! printf '%s' "${hf_answer#* }" | json_field "$hf_field" 2>/dev/null; then
+		echo "HTTP 200 without a JSON body"
+	fi
+}
 # http_eventually SECONDS URL [curl args…]: like http, retried until it
 # answers 200 or SECONDS pass (an nginx reload takes effect asynchronously).
 http_eventually() {
@@ -66,4 +86,76 @@ http_eventually() {
 		sleep 0.1
 	done
 	printf '%s' "$r"
+}
+
+# check_load NAME JSON STATUS [WINDOWS]: the verdict on one zdd-load run,
+# started with --verify --fail-on-error --json JSON (and --windows WINDOWS);
+# STATUS is the client's exit status as `wait` returned it. Asserts: it
+# exited 0 (1: it saw a failure, 2: it could not run, >128: a signal killed
+# it before its report), it sent requests and none failed, it wrote (> 0
+# acknowledged) and read every acknowledged write back (none lost or
+# unverifiable), no 2xx POST came without an id; with WINDOWS, every window
+# of the file is in the report with requests in it, and the load's schedule
+# ran past the end of the last one.
+check_load() {
+	cl_name=$1
+	check_eq "$cl_name: the load client exited 0" 0 "$3"
+	cl_out=$(python3 - "$2" "${4:-}" 2>&1 <<'PY'
+import json, sys
+
+path, windows = sys.argv[1], sys.argv[2]
+
+
+def say(cond, what):
+    print("%s\t%s" % ("ok" if cond else "not ok", what))
+
+
+try:
+    with open(path) as f:
+        r = json.load(f)
+    w = r["writes"]
+    sent, failed = r["sent"], r["failed"]
+except (OSError, ValueError, KeyError, TypeError) as e:
+    say(False, "no zdd-load report in %s (%s)" % (path, e))
+    sys.exit(0)
+say(sent > 0, "requests sent: %d" % sent)
+why = ", ".join(["%s %d" % kv for kv in r.get("failures", {}).items() if kv[1]]
+                + ["HTTP %s: %d" % kv for kv in r.get("statuses", {}).items() if not kv[0].startswith("2")])
+say(failed == 0, "no failed request (%d of %d failed%s)" % (failed, sent, ": " + why if why else ""))
+ack = w.get("acknowledged", 0)
+say(ack > 0, "writes acknowledged: %d" % ack)
+verified = w.get("verified", "none: not read back (no --verify)")
+say(verified == ack, "every acknowledged write read back: %s verified of %d" % (verified, ack))
+say(w.get("lost") == 0 and w.get("unverifiable") == 0,
+    "no acknowledged write lost (%s) or unverifiable (%s)" % (w.get("lost"), w.get("unverifiable")))
+say(w.get("posts_2xx_without_id") == 0, "no 2xx POST without an id (%s)" % w.get("posts_2xx_without_id"))
+if windows:
+    try:
+        with open(windows) as f:
+            lines = [s for s in (s.strip() for s in f) if s and not s.startswith("#")]
+    except OSError as e:
+        say(False, "cannot read the windows file %s (%s)" % (windows, e))
+        sys.exit(0)
+    got = r.get("windows", [])
+    say(lines and len(got) == len(lines), "the report has every window: %d of %d" % (len(got), len(lines)))
+    empty = [x.get("label", "?") for x in got if x.get("count", 0) <= 0]
+    fewest = min(got, key=lambda x: x.get("count", 0)) if got else {}
+    say(got and not empty, "every window saw requests (%s)" % (
+        "none in: " + ", ".join(empty) if empty
+        else "fewest: %s in '%s'" % (fewest.get("count"), fewest.get("label"))))
+    rate = r.get("config", {}).get("rate") or 0
+    end = r.get("start_epoch_ms", 0) + (sent * 1000.0 / rate if rate else 0)
+    last = max((x.get("end_epoch_ms", 0) for x in got), default=0)
+    say(got and end >= last, "the load ran through the last window (its schedule ended %.1f s %s it ended)"
+        % (abs(end - last) / 1000.0, "after" if end >= last else "BEFORE"))
+PY
+	) || cl_out="not ok	cannot check $2: $cl_out"
+	while IFS='	' read -r cl_verdict cl_what; do
+		case $cl_verdict in
+		ok) pass "$cl_name: $cl_what" ;;
+		*) fail "$cl_name: $cl_what" ;;
+		esac
+	done <<EOF
+$cl_out
+EOF
 }

@@ -60,7 +60,8 @@ static void usage(FILE *out)
 		"  --cpu-slice-us N        ask for an N us CPU slice (Linux 6.12+), so that the client's\n"
 		"                          own wake-ups wait less behind other work on the machine\n"
 		"  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
-		"  --fail-on-error         exit 1 if any request failed or any acknowledged write was lost\n"
+		"  --fail-on-error         exit 1 if any request failed, any acknowledged write was lost or\n"
+		"                          unverified, a 2xx POST had no id, or --verify found nothing acknowledged\n"
 		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n");
 }
 
@@ -199,6 +200,9 @@ static int run_verify(const struct options *o, const struct target *t, struct mi
 
 	*v = (struct verify){ .mix = m };
 	*unanswered = 0;
+	/* Nothing acknowledged, nothing to read back: not a pass. The report
+	 * says "NOTHING ACKNOWLEDGED", the JSON has writes.nothing_acknowledged
+	 * true, and --fail-on-error exits 1 (report_has_failures). */
 	if (n == 0)
 		return 0;
 	rec = calloc(n, sizeof(*rec));

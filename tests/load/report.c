@@ -30,7 +30,8 @@ bool report_has_failures(const struct run_result *r)
 {
 	if (r->failed || r->lost || r->mix->posts_2xx_without_id)
 		return true;
-	return r->verify && (r->verify->errors || r->verify_unanswered);
+	/* --verify with no write acknowledged verified nothing: not a pass */
+	return r->verify && (r->verify->errors || r->verify_unanswered || r->mix->acks_len == 0);
 }
 
 static double ms(uint64_t us)
@@ -79,7 +80,9 @@ int report_text(const struct run_result *r, FILE *out)
 			")  unverifiable %" PRIu64 "\n",
 			r->verify->verified, r->lost, r->verify->lost_404, r->verify->lost_mismatch,
 			r->verify->errors + r->verify_unanswered);
-	else
+	if (r->verify && r->mix->acks_len == 0)
+		fprintf(out, "writes    NOTHING ACKNOWLEDGED: no write to read back, none verified\n");
+	else if (!r->verify)
 		fprintf(out, "  (not read back: --verify)\n");
 	fprintf(out,
 		"client    connects %" PRIu64 "  idle_closed %" PRIu64 "  resent_unsent %" PRIu64
@@ -185,6 +188,7 @@ int report_json(const struct run_result *r, const char *path)
 			       json_object_new_int64((int64_t)r->mix->posts_2xx_without_id));
 	json_object_object_add(writes, "verified_run", json_object_new_boolean(r->verify != NULL));
 	if (r->verify) {
+		json_object_object_add(writes, "nothing_acknowledged", json_object_new_boolean(r->mix->acks_len == 0));
 		json_object_object_add(writes, "verified", json_object_new_int64((int64_t)r->verify->verified));
 		json_object_object_add(writes, "lost", json_object_new_int64((int64_t)r->lost));
 		json_object_object_add(writes, "lost_404", json_object_new_int64((int64_t)r->verify->lost_404));

@@ -35,7 +35,8 @@ struct run_result {
 };
 
 void report_tally(struct run_result *r);
-/* true when a request failed or an acknowledged write was lost or unverified */
+/* true when a request failed, an acknowledged write was lost or unverified,
+ * a 2xx POST carried no id, or --verify found nothing acknowledged */
 bool report_has_failures(const struct run_result *r);
 int report_text(const struct run_result *r, FILE *out);
 int report_json(const struct run_result *r, const char *path);

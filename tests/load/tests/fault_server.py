@@ -4,7 +4,8 @@
 Speaks just enough of the app's API (GET /api/status, POST /api/notes ->
 201 {"id":N}, GET /api/notes/<id>) and misbehaves on request: reset every
 Nth request, close mid-response, say "Connection: close", answer slowly,
-use chunked bodies, close idle connections, forget or alter a note.
+use chunked bodies, close idle connections, forget or alter a note, answer
+a POST without its id.
 Usable as a module (FaultServer) or alone: fault_server.py --tcp 127.0.0.1:8080.
 """
 
@@ -29,6 +30,7 @@ class Faults:
         self.idle_close_s = kw.get("idle_close_s", 0.0)  # close keep-alive idle connections
         self.forget_ids = set(kw.get("forget_ids", ()))  # acknowledged but never stored
         self.alter_ids = set(kw.get("alter_ids", ()))    # stored with another text
+        self.no_id_ids = set(kw.get("no_id_ids", ()))    # stored, but the 201 carries no id
 
 
 class State:
@@ -86,7 +88,8 @@ class Handler(socketserver.BaseRequestHandler):
             return 200, {"status": "ok"}
         if method == "POST" and path == "/api/notes":
             text = json.loads(body)["text"]
-            return 201, {"id": state.add_note(text)}
+            nid = state.add_note(text)
+            return 201, ({"stored": True} if nid in state.faults.no_id_ids else {"id": nid})
         if method == "GET" and path.startswith("/api/notes/"):
             nid = int(path.rsplit("/", 1)[1])
             with state.lock:

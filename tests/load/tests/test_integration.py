@@ -53,7 +53,8 @@ def test_plain_mix():
     ok(rc == 0 and r["sent"] == 500 and r["ok"] == 500 and r["failed"] == 0,
        "500 requests at 250 req/s over TCP keep-alive: 500 ok")
     w = r["writes"]
-    ok(w["acknowledged"] == 100 and w["verified"] == 100 and w["lost"] == 0 and w["unverifiable"] == 0,
+    ok(w["acknowledged"] == 100 and w["verified"] == 100 and w["lost"] == 0 and w["unverifiable"] == 0
+       and w["posts_2xx_without_id"] == 0 and w["nothing_acknowledged"] is False,
        "20 % POSTs: 100 acknowledged, 100 read back, 0 lost")
     ok(srv.state.requests == 600, "server saw 500 + 100 read-backs (saw %d)" % srv.state.requests)
     with open(os.path.join(TMP, "t.csv")) as f:
@@ -121,6 +122,30 @@ def test_lost_writes():
     ok(rc == 1 and w["lost"] == 2 and w["lost_404"] == 1 and w["lost_mismatch"] == 1 and w["verified"] == 18,
        "a forgotten note and an altered one: lost = 2 (404 1, mismatch 1), exit 1")
     ok("LOST 2" in out, "the text summary shows LOST 2")
+
+
+def test_no_id():
+    with FaultServer(no_id_ids=[4]) as srv:
+        rc, r, out = run(srv.args + ["--rate", "100", "--duration", "1", "--post-ratio", "0.2", "--verify",
+                                     "--fail-on-error"])
+    show(r)
+    w = r["writes"]
+    ok(rc == 1 and r["failed"] == 0 and w["posts_2xx_without_id"] == 1 and w["acknowledged"] == 19
+       and w["verified"] == 19 and not w["nothing_acknowledged"],
+       "a 201 without an id: posts_2xx_without_id 1, 19 acknowledged and verified, exit 1")
+
+
+def test_nothing_acknowledged():
+    with FaultServer() as srv:
+        rc, r, out = run(srv.args + ["--rate", "100", "--duration", "0.5", "--verify", "--fail-on-error"])
+    show(r)
+    w = r["writes"]
+    ok(rc == 1 and r["failed"] == 0 and r["ok"] == 50 and w["acknowledged"] == 0 and w["verified"] == 0
+       and w["nothing_acknowledged"] is True and "NOTHING ACKNOWLEDGED" in out,
+       "--verify with no write acknowledged: said in the text and the JSON, exit 1 with --fail-on-error")
+    with FaultServer() as srv:
+        rc, r, out = run(srv.args + ["--rate", "100", "--duration", "0.5", "--verify"])
+    ok(rc == 0 and r["writes"]["nothing_acknowledged"] is True, "... and exit 0 without --fail-on-error")
 
 
 def test_idle_close():
@@ -216,7 +241,8 @@ def test_cpu_slice():
 
 def main():
     tests = [test_plain_mix, test_unix_no_keepalive, test_resets, test_cut_and_close, test_chunked_verify,
-             test_lost_writes, test_idle_close, test_timeout_and_overload, test_refused, test_backlog_full,
+             test_lost_writes, test_no_id, test_nothing_acknowledged, test_idle_close, test_timeout_and_overload,
+             test_refused, test_backlog_full,
              test_windows, test_refuses_nonloopback, test_cpu_slice]
     for t in tests:
         print("# " + t.__name__, flush=True)
