@@ -60,16 +60,22 @@ http() {
 # json_field FIELD: reads JSON on stdin, prints the field (python3 is in every
 # testbed through git's and the app's test dependencies).
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
-# http_field FIELD URL [curl args…]: FIELD of the JSON body of a 200 answer;
+# http_field FIELD URL [curl args…]: FIELD of the JSON body of a 200 (or,
+# for a POST, 201) answer;
 # any other answer prints "HTTP STATUS" (000: none), which equals no value a
 # test expects, so a refused request never passes for an earlier answer.
 http_field() {
 	hf_field=$1
 	shift
 	hf_answer=$(http "$@")
-	if [ "${hf_answer%% *}" != 200 ]; then
+	case ${hf_answer%% *} in
+	200 | 201) ;;
+	*)
 		echo "HTTP ${hf_answer%% *}"
-	elif ! printf '%s' "${hf_answer#* }" | json_field "$hf_field" 2>/dev/null; then
+		return 0
+		;;
+	esac
+	if ! printf '%s' "${hf_answer#* }" | json_field "$hf_field" 2>/dev/null; then
 		echo "HTTP 200 without a JSON body"
 	fi
 }

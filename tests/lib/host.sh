@@ -78,7 +78,13 @@ wait_fg() {
 
 # failure_lines [FILE…]: the lines of test output that say what failed (a
 # failed check, an error), not the passing summaries with the same words.
+# Failed checks ("not ok") come first: a test's own output may hold expected
+# error lines (a refused push says FAILED) that would crowd them out.
 failure_lines() {
-	grep -E '^not ok|FAIL|[Ee]rror|failed' "$@" |
-		grep -vE '^ok |, 0 failed|"failed": 0|^# 0 |0 suite\(s\) failed|^(PASS|SKIP) ' | cut -c1-160
+	local lines
+	lines=$(grep -E '^not ok|FAIL|[Ee]rror|failed' "$@" |
+		grep -vE '^ok |, 0 failed|"failed": 0|^# 0 |0 suite\(s\) failed|^(PASS|SKIP) ' | cut -c1-160)
+	[ -n "$lines" ] || return 0
+	printf '%s\n' "$lines" | grep -E '^not ok' || true
+	printf '%s\n' "$lines" | grep -vE '^not ok' || true
 }
