@@ -32,6 +32,7 @@ struct conn {
 	uint64_t seq;
 	uint64_t deadline_ns;
 	uint8_t attempts;
+	bool reused;                        /* the request went out on a pooled connection */
 	size_t req_len, req_off;
 	struct http_response resp;
 	char req[ENGINE_REQUEST_MAX];
@@ -168,8 +169,22 @@ static void conn_retry(struct engine *e, struct conn *c, enum outcome o, uint64_
 	e->ring_head = (e->ring_head + e->ring_cap - 1) % e->ring_cap;
 	e->ring[e->ring_head] = (struct pending){ .seq = c->seq, .attempts = (uint8_t)(c->attempts + 1) };
 	e->ring_len++;
-	e->stats->resent++;
+	if (c->req_off == 0)
+		e->stats->resent++;
+	else
+		e->stats->resent_reused++;
 	conn_close(e, c);
+}
+
+/* The connection broke before one byte of answer: resend when nothing went
+ * out, or (--retry-reused) when it was a reused keep-alive connection, the
+ * one case HTTP clients resend automatically (RFC 9112, 9.3.1). */
+static void conn_broke(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
+{
+	if (c->resp.bytes_seen == 0 && (c->req_off == 0 || (c->reused && e->cfg->retry_reused)))
+		conn_retry(e, c, o, now);
+	else
+		conn_fail(e, c, o, now);
 }
 
 static enum outcome connect_outcome(const struct engine *e, int err)
@@ -209,10 +224,7 @@ static void conn_write(struct engine *e, struct conn *c, uint64_t now)
 					conn_fail(e, c, OUTCOME_RESET, now);
 				return;
 			}
-			if (c->req_off == 0)
-				conn_retry(e, c, OUTCOME_RESET, now);
-			else
-				conn_fail(e, c, OUTCOME_RESET, now);
+			conn_broke(e, c, OUTCOME_RESET, now);
 			return;
 		}
 		c->req_off += (size_t)n;
@@ -243,11 +255,7 @@ static void conn_read(struct engine *e, struct conn *c, uint64_t now)
 				complete_response(e, c, true, now);
 				return;
 			}
-			enum outcome o = n == 0 ? OUTCOME_EOF : OUTCOME_RESET;
-			if (c->req_off == 0 && c->resp.bytes_seen == 0)
-				conn_retry(e, c, o, now);
-			else
-				conn_fail(e, c, o, now);
+			conn_broke(e, c, n == 0 ? OUTCOME_EOF : OUTCOME_RESET, now);
 			return;
 		}
 		size_t used = 0;
@@ -304,6 +312,7 @@ static int begin_request(struct engine *e, struct conn *c, const struct pending 
 	/* where the time went: waiting for a connection vs. on the wire */
 	r->queued_us = queued_us > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_us;
 	r->fresh = fresh;
+	c->reused = !fresh;
 	c->seq = p->seq;
 	c->attempts = p->attempts;
 	c->req_len = (size_t)len;

@@ -46,6 +46,7 @@ struct engine_config {
 	unsigned connections;   /* pool size (or concurrent connections without keep-alive) */
 	uint64_t max_pending;   /* requests waiting for a connection before overload */
 	bool keepalive;
+	bool retry_reused;      /* resend once what a reused connection dropped unanswered */
 	uint64_t timeout_ns;
 	/* writes request `seq` into buf; returns its length or a negative errno */
 	int (*build)(void *ctx, uint64_t seq, bool keepalive, char *buf, size_t cap);
@@ -61,6 +62,7 @@ struct engine_stats {
 	uint64_t connects;
 	uint64_t idle_closed;   /* pooled connections the server closed while idle */
 	uint64_t resent;        /* requests resent because not one byte had gone out */
+	uint64_t resent_reused; /* resent: sent on a reused connection closed before any answer */
 	uint64_t max_lag_ns;    /* worst delay between a scheduled time and the loop seeing it */
 	uint64_t start_mono_ns;
 	int64_t start_epoch_ns;

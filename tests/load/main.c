@@ -27,7 +27,7 @@ struct options {
 	double rate, duration_s, post_ratio;
 	unsigned connections, verify_concurrency;
 	uint64_t max_pending, timeout_ms, cpu_slice_us;
-	bool keepalive, verify, fail_on_error, allow_nonloopback;
+	bool keepalive, verify, fail_on_error, allow_nonloopback, retry_reused;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -62,7 +62,10 @@ static void usage(FILE *out)
 		"  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
 		"  --fail-on-error         exit 1 if any request failed, any acknowledged write was lost or\n"
 		"                          unverified, a 2xx POST had no id, or --verify found nothing acknowledged\n"
-		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n");
+		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n"
+		"  --retry-reused          resend once, on a new connection, a request whose reused keep-alive\n"
+		"                          connection closed before one byte of answer (as browsers and curl\n"
+		"                          do: an nginx reload closes idle client connections); counted apart\n");
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -92,7 +95,7 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_UNIX = 256, O_TCP, O_HOST, O_RATE, O_DURATION, O_CONNS, O_NOKA, O_PENDING, O_TIMEOUT, O_POST,
-	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_SLICE, O_HELP };
+	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_SLICE, O_RETRY_REUSED, O_HELP };
 	static const struct option longopts[] = {
 		{ "unix", required_argument, NULL, O_UNIX },
 		{ "tcp", required_argument, NULL, O_TCP },
@@ -115,6 +118,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "fail-on-error", no_argument, NULL, O_FAIL },
 		{ "allow-nonloopback", no_argument, NULL, O_NONLO },
 		{ "cpu-slice-us", required_argument, NULL, O_SLICE },
+		{ "retry-reused", no_argument, NULL, O_RETRY_REUSED },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -153,6 +157,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_FAIL: o->fail_on_error = true; break;
 		case O_NONLO: o->allow_nonloopback = true; break;
 		case O_SLICE: rc = parse_u64(optarg, SLICE_US_MIN, SLICE_US_MAX, &o->cpu_slice_us); break;
+		case O_RETRY_REUSED: o->retry_reused = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -212,7 +217,8 @@ static int run_verify(const struct options *o, const struct target *t, struct mi
 	}
 	struct engine_config cfg = {
 		.target = t, .count = n, .interval_ns = 0, .connections = o->verify_concurrency,
-		.max_pending = n, .keepalive = true, .timeout_ns = o->timeout_ms * 1000000,
+		.max_pending = n, .keepalive = true, .retry_reused = o->retry_reused,
+		.timeout_ns = o->timeout_ms * 1000000,
 		.build = verify_build, .on_response = verify_on_response, .ctx = v, .records = rec,
 		.stop = &stop_requested,
 	};
@@ -285,6 +291,7 @@ int main(int argc, char **argv)
 	struct engine_config cfg = {
 		.target = &t, .count = count, .interval_ns = (uint64_t)llround(1e9 / o.rate),
 		.connections = o.connections, .max_pending = o.max_pending, .keepalive = o.keepalive,
+		.retry_reused = o.retry_reused,
 		.timeout_ns = o.timeout_ms * 1000000, .build = mix_build, .on_response = mix_on_response,
 		.ctx = &m, .records = rec, .stop = &stop_requested,
 	};

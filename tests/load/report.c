@@ -86,8 +86,10 @@ int report_text(const struct run_result *r, FILE *out)
 		fprintf(out, "  (not read back: --verify)\n");
 	fprintf(out,
 		"client    connects %" PRIu64 "  idle_closed %" PRIu64 "  resent_unsent %" PRIu64
-		"  max_sched_lag %.2f ms  cpu %.2fs user + %.2fs sys over %.1fs (%.0f%% of one core)\n",
-		st->connects, st->idle_closed, st->resent, (double)st->max_lag_ns / 1e6, r->cpu_user_s, r->cpu_sys_s,
+		"  resent_reused %" PRIu64 "  max_sched_lag %.2f ms  cpu %.2fs user + %.2fs sys over %.1fs"
+		" (%.0f%% of one core)\n",
+		st->connects, st->idle_closed, st->resent, st->resent_reused, (double)st->max_lag_ns / 1e6,
+		r->cpu_user_s, r->cpu_sys_s,
 		wall, wall > 0 ? 100.0 * (r->cpu_user_s + r->cpu_sys_s) / wall : 0.0);
 	fprintf(out, "%-22s %9s %8s %9s %9s %9s %9s %10s\n", "range", "count", "errors", "p50_ms", "p99_ms",
 		"p99.9_ms", "max_ms", "min_rps");
@@ -201,6 +203,7 @@ int report_json(const struct run_result *r, const char *path)
 	json_object_object_add(client, "connects", json_object_new_int64((int64_t)st->connects));
 	json_object_object_add(client, "idle_closed", json_object_new_int64((int64_t)st->idle_closed));
 	json_object_object_add(client, "resent_unsent", json_object_new_int64((int64_t)st->resent));
+	json_object_object_add(client, "resent_reused", json_object_new_int64((int64_t)st->resent_reused));
 	json_object_object_add(client, "max_sched_lag_ms", json_object_new_double((double)st->max_lag_ns / 1e6));
 	json_object_object_add(client, "wall_s",
 			       json_object_new_double((double)(st->end_mono_ns - st->start_mono_ns) / 1e9));

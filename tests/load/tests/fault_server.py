@@ -31,6 +31,9 @@ class Faults:
         self.forget_ids = set(kw.get("forget_ids", ()))  # acknowledged but never stored
         self.alter_ids = set(kw.get("alter_ids", ()))    # stored with another text
         self.no_id_ids = set(kw.get("no_id_ids", ()))    # stored, but the 201 carries no id
+        # on a reused connection, every Nth request: close without a word
+        # (what an nginx reload does to an idle client connection), not stored
+        self.drop_reused_every = kw.get("drop_reused_every", 0)
 
 
 class State:
@@ -104,6 +107,7 @@ class Handler(socketserver.BaseRequestHandler):
         state = self.server.state
         f = state.faults
         buf = b""
+        served = 0
         while True:
             if f.idle_close_s and not buf:
                 conn.settimeout(f.idle_close_s)
@@ -115,6 +119,16 @@ class Handler(socketserver.BaseRequestHandler):
             if req is None:
                 return
             method, path, headers, body = req
+            served += 1
+            if served > 1 and f.drop_reused_every:
+                with state.lock:
+                    state.reused = getattr(state, "reused", 0) + 1
+                    drop = state.reused % f.drop_reused_every == 0
+                    if drop:
+                        state.dropped = getattr(state, "dropped", 0) + 1
+                if drop:
+                    conn.close()
+                    return
             i = state.count()
             if every(f.reset_every, i):
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

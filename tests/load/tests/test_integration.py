@@ -156,6 +156,25 @@ def test_idle_close():
        "server closes idle keep-alive connections: not an error (%d idle closes)" % r["client"]["idle_closed"])
 
 
+def test_retry_reused():
+    with FaultServer(drop_reused_every=20) as srv:
+        rc, r, _ = run(srv.args + ["--rate", "250", "--duration", "2", "--post-ratio", "0.2", "--verify"])
+        dropped = getattr(srv.state, "dropped", 0)
+    show(r)
+    # (the read-back's drops make writes unverifiable)
+    ok(dropped > 0 and r["failed"] + r["writes"]["unverifiable"] == dropped
+       and r["failures"]["eof"] + r["failures"]["reset"] == r["failed"] and r["client"]["resent_reused"] == 0,
+       "a reused connection closed unanswered: a failure, not resent, by default (%d dropped)" % dropped)
+    with FaultServer(drop_reused_every=20) as srv:
+        rc, r, _ = run(srv.args + ["--rate", "250", "--duration", "2", "--post-ratio", "0.2", "--verify", "--retry-reused",
+                                   "--fail-on-error"])
+        dropped = getattr(srv.state, "dropped", 0)
+    show(r)
+    ok(rc == 0 and dropped > 0 and r["failed"] == 0 and 0 < r["client"]["resent_reused"] <= dropped
+       and r["writes"]["acknowledged"] > 0 and r["writes"]["lost"] == 0 and r["writes"]["unverifiable"] == 0,
+       "--retry-reused: each resent once on a new connection, none failed, none lost (%d)" % dropped)
+
+
 def test_timeout_and_overload():
     with FaultServer(slow_every=10, slow_s=1.0) as srv:
         rc, r, _ = run(srv.args + ["--rate", "100", "--duration", "1", "--timeout", "300"])
@@ -241,7 +260,7 @@ def test_cpu_slice():
 
 def main():
     tests = [test_plain_mix, test_unix_no_keepalive, test_resets, test_cut_and_close, test_chunked_verify,
-             test_lost_writes, test_no_id, test_nothing_acknowledged, test_idle_close, test_timeout_and_overload,
+             test_lost_writes, test_no_id, test_nothing_acknowledged, test_idle_close, test_retry_reused, test_timeout_and_overload,
              test_refused, test_backlog_full,
              test_windows, test_refuses_nonloopback, test_cpu_slice]
     for t in tests:
