@@ -12,6 +12,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "identity.h"
 #include "listen.h"
 #include "notes.h"

@@ -52,6 +52,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "notes.h"
 
 #if MHD_VERSION < 0x00097002
@@ -106,14 +107,6 @@ struct request_ctx {
 	struct note_write write;
 	int on_cut_connection;	/* the drain cut it: never suspend */
 };
-
-int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static MHD_RESULT send_reply(struct server *s, struct MHD_Connection *conn, const struct http_reply *reply)
 {

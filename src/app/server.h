@@ -41,6 +41,4 @@ unsigned server_requests_in_flight(struct server *s);
  * successful drain: libmicrohttpd must not hold suspended connections. */
 void server_stop(struct server *s);
 
-int64_t monotonic_ms(void);
-
 #endif
