@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "identity.h"
 #include "listen.h"
 #include "notes.h"
@@ -32,8 +34,36 @@ struct options {
 	unsigned drain_timeout;
 	unsigned drain_idle_ms;
 	unsigned slice_us;
-	size_t max_body;
+	unsigned max_body;	/* bytes, up to BODY_MAX_LIMIT */
 };
+
+/* Every option, once: getopt's long name and key; a number also where it
+ * goes (an unsigned in struct options), its range and its unit. */
+struct option_spec {
+	const char *name;
+	int key;
+	int has_arg;
+	size_t field;		/* offsetof(struct options, …); numbers only */
+	unsigned long min, max;	/* max 0: not a number */
+	int zero_too;		/* 0 (off) is allowed below min as well */
+	const char *unit;	/* after the range in the message */
+};
+
+#define NUMBER(f, lo, hi) .has_arg = required_argument, .field = offsetof(struct options, f), .min = (lo), .max = (hi)
+
+static const struct option_spec option_specs[] = {
+	{ .name = "listen", .key = 'l', .has_arg = required_argument },
+	{ .name = "threads", .key = 't', NUMBER(threads, 1, SERVER_THREADS_MAX) },
+	{ .name = "state-dir", .key = 's', .has_arg = required_argument },
+	{ .name = "drain-timeout", .key = 'd', NUMBER(drain_timeout, 1, DRAIN_TIMEOUT_MAX), .unit = " seconds" },
+	{ .name = "drain-idle-ms", .key = 'i', NUMBER(drain_idle_ms, 0, DRAIN_IDLE_MAX_MS), .unit = " ms" },
+	{ .name = "max-body", .key = 'b', NUMBER(max_body, 1, BODY_MAX_LIMIT), .unit = " bytes" },
+	{ .name = "cpu-slice-us", .key = 'c', NUMBER(slice_us, SLICE_US_MIN, SLICE_US_MAX), .zero_too = 1 },
+	{ .name = "help", .key = 'h', .has_arg = no_argument },
+	{ .name = "version", .key = 'V', .has_arg = no_argument },
+};
+
+#define N_OPTIONS (sizeof(option_specs) / sizeof(option_specs[0]))
 
 static void usage(FILE *out)
 {
@@ -86,66 +116,52 @@ static const char *state_dir_from_env(char *buf, size_t size)
 	return buf;
 }
 
+static const struct option_spec *option_spec_of(int key)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (option_specs[i].key == key)
+			return &option_specs[i];
+	return NULL;
+}
+
+/* The one range check: the message names the range. */
+static int set_number(struct options *o, const struct option_spec *spec, const char *arg)
+{
+	unsigned long v;
+
+	if (parse_uint(arg, spec->zero_too ? 0 : spec->min, spec->max, &v) < 0 || (v != 0 && v < spec->min)) {
+		fprintf(stderr, "myapp: --%s wants %s%lu..%lu%s, not %s\n", spec->name, spec->zero_too ? "0 or " : "",
+			spec->min, spec->max, spec->unit ? spec->unit : "", arg);
+		return -EINVAL;
+	}
+	*(unsigned *)((char *)o + spec->field) = (unsigned)v;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "drain-timeout", required_argument, NULL, 'd' },
-		{ "drain-idle-ms", required_argument, NULL, 'i' },
-		{ "max-body", required_argument, NULL, 'b' },
-		{ "cpu-slice-us", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	unsigned long v;
+	struct option longopts[N_OPTIONS + 1] = { { 0 } };
+	char shortopts[2 * N_OPTIONS + 1];
+	const struct option_spec *spec;
+	size_t len = 0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:t:s:d:i:b:c:hV", longopts, NULL)) != -1) {
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		spec = &option_specs[i];
+		longopts[i] = (struct option){ spec->name, spec->has_arg, NULL, spec->key };
+		shortopts[len++] = (char)spec->key;
+		if (spec->has_arg == required_argument)
+			shortopts[len++] = ':';
+	}
+	shortopts[len] = '\0';
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
 			break;
 		case 's':
 			o->state_dir = optarg;
-			break;
-		case 't':
-			if (parse_uint(optarg, 1, SERVER_THREADS_MAX, &v) < 0) {
-				fprintf(stderr, "myapp: --threads wants 1..%d, not %s\n", SERVER_THREADS_MAX, optarg);
-				return -EINVAL;
-			}
-			o->threads = (unsigned)v;
-			break;
-		case 'd':
-			if (parse_uint(optarg, 1, DRAIN_TIMEOUT_MAX, &v) < 0) {
-				fprintf(stderr, "myapp: --drain-timeout wants 1..%d seconds, not %s\n", DRAIN_TIMEOUT_MAX, optarg);
-				return -EINVAL;
-			}
-			o->drain_timeout = (unsigned)v;
-			break;
-		case 'i':
-			if (parse_uint(optarg, 0, DRAIN_IDLE_MAX_MS, &v) < 0) {
-				fprintf(stderr, "myapp: --drain-idle-ms wants 0..%d ms, not %s\n", DRAIN_IDLE_MAX_MS, optarg);
-				return -EINVAL;
-			}
-			o->drain_idle_ms = (unsigned)v;
-			break;
-		case 'b':
-			if (parse_uint(optarg, 1, BODY_MAX_LIMIT, &v) < 0) {
-				fprintf(stderr, "myapp: --max-body wants 1..%lu bytes, not %s\n", BODY_MAX_LIMIT, optarg);
-				return -EINVAL;
-			}
-			o->max_body = v;
-			break;
-		case 'c':
-			if (parse_uint(optarg, 0, SLICE_US_MAX, &v) < 0 || (v != 0 && v < SLICE_US_MIN)) {
-				fprintf(stderr, "myapp: --cpu-slice-us wants 0 or %d..%d, not %s\n", SLICE_US_MIN,
-					SLICE_US_MAX, optarg);
-				return -EINVAL;
-			}
-			o->slice_us = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -154,8 +170,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 			printf("myapp %s\n", MYAPP_VERSION);
 			exit(0);
 		default:
-			usage(stderr);
-			return -EINVAL;
+			spec = option_spec_of(c);
+			if (!spec || !spec->max) {
+				usage(stderr);
+				return -EINVAL;
+			}
+			if (set_number(o, spec, optarg) < 0)
+				return -EINVAL;
 		}
 	}
 	if (optind != argc) {

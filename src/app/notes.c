@@ -19,6 +19,8 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "clock.h"
+
 #define BUSY_TIMEOUT_MS 5000	/* per attempt, inside SQLite */
 #define WRITE_RETRY_MS 20000	/* overall, below the unit's 30 s stop timeout */
 #define READERS_MAX 16
@@ -52,14 +54,6 @@ static const char schema_sql[] =
 	" text TEXT NOT NULL,"
 	" created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))";
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
@@ -75,11 +69,11 @@ static int is_busy(int rc)
 /* sqlite3_exec, retried while another process holds a lock. */
 static int exec_retry(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **), void *arg)
 {
-	int64_t deadline = now_ms() + WRITE_RETRY_MS;
+	int64_t deadline = monotonic_ms() + WRITE_RETRY_MS;
 
 	for (;;) {
 		int rc = sqlite3_exec(db, sql, cb, arg, NULL);
-		if (!is_busy(rc) || now_ms() > deadline)
+		if (!is_busy(rc) || monotonic_ms() > deadline)
 			return rc;
 		sleep_ms(5);
 	}
@@ -423,11 +417,11 @@ static struct json_object *row_to_json(sqlite3_stmt *stmt)
 /* Step a read statement, retrying the rare SQLITE_BUSY of WAL readers. */
 static int step_retry(sqlite3_stmt *stmt)
 {
-	int64_t deadline = now_ms() + WRITE_RETRY_MS;
+	int64_t deadline = monotonic_ms() + WRITE_RETRY_MS;
 
 	for (;;) {
 		int rc = sqlite3_step(stmt);
-		if (!is_busy(rc) || now_ms() > deadline)
+		if (!is_busy(rc) || monotonic_ms() > deadline)
 			return rc;
 		sqlite3_reset(stmt);
 		sleep_ms(5);

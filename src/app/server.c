@@ -1,4 +1,4 @@
-/* libmicrohttpd glue and the drain.
+/* libmicrohttpd glue.
  *
  * Mode: internal polling threads with poll() and a thread pool, plus an
  * inter-thread channel (MHD_USE_ITC). Why: without ITC, MHD_stop_daemon()
@@ -12,46 +12,20 @@
  * (MHD_suspend_connection) so a pool thread never blocks on fsync, and the
  * writer resumes it once its row is committed.
  *
- * Idle keep-alive connections and the drain (HTTP/1.1 has no way to tell a
- * client "do not send on this connection" except closing it, and a client
- * may be writing a request at that very moment):
- *   1. linger: for drain_idle_ms nothing is closed; a request arriving on
- *      an idle connection is served and answered with Connection: close, so
- *      the client itself retires the connection — no race. Busy pools (nginx
- *      picks its most recently used upstream connection) retire most
- *      connections this way;
- *   2. cut: the ones still idle are cut from outside libmicrohttpd, which
- *      cannot close a single connection on request. On a UNIX socket,
- *      shutdown(SHUT_RD) is atomic against the client's writes (the kernel
- *      checks the receiver's RCV_SHUTDOWN under the same lock that queues
- *      the data): a request queued before it is still read and answered
- *      (Connection: close), one written after it fails with EPIPE having
- *      written nothing — a clean, retryable outcome. libmicrohttpd then
- *      reads EOF and closes the connection itself. TCP has no such
- *      guarantee: a connection with bytes pending (FIONREAD) is left to be
- *      answered; one without gets a FIN (SHUT_WR), which well-behaved
- *      clients see before reusing it; the window is the FIN's travel time;
- *   3. the drain ends when no connection is left (or, for a TCP client that
- *      ignores the FIN, CUT_GRACE_MS after the last cut; MHD_stop_daemon()
- *      closes what remains).
- * The fds are libmicrohttpd's: they are used only under conns_lock, which
- * MHD_CONNECTION_NOTIFY_CLOSED (called before libmicrohttpd closes the fd)
- * also takes, and only if fstat() still shows the same socket. */
+ * Which connections are idle, and how the drain retires them, is drain.c's:
+ * every connection's record there is its libmicrohttpd socket context, and
+ * every request is reported to it from its first call to its completion. */
 #include "server.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <microhttpd.h>
 
+#include "drain.h"
 #include "notes.h"
 
 #if MHD_VERSION < 0x00097002
@@ -60,37 +34,13 @@
 #define MHD_RESULT enum MHD_Result
 #endif
 
-#define CUT_GRACE_MS 1000	/* for a TCP client to close after our FIN */
 #define CONNECTION_LIMIT 8192
-
-/* CONN_CUT is set by the drain (from NEW or IDLE) just before it cuts the
- * connection; a request that finds it there is answered without
- * suspending (see body_complete()). */
-enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE, CONN_CUT };
-
-/* One per connection (libmicrohttpd's socket context), in the server's list. */
-struct conn_info {
-	atomic_int state;	/* enum conn_state; moved by the drain too */
-	int fd;			/* libmicrohttpd's, never closed here */
-	dev_t dev;		/* which socket fd is: guards against fd reuse */
-	ino_t ino;
-	int family;
-	int cut;		/* shut down by the drain */
-	struct conn_info *prev, *next;
-};
 
 struct server {
 	struct app_state *app;
 	struct MHD_Daemon *daemons[SERVER_FDS_MAX];
 	size_t ndaemons;
-	unsigned drain_idle_ms;
-	atomic_uint requests_in_flight;
-	atomic_uint connections;
-	pthread_mutex_t conns_lock;	/* the list, and the fds' lifetime */
-	struct conn_info *conns;
-	int64_t drain_started_ms;
-	int64_t last_cut_ms;		/* the last cut, or the first pass; 0: none yet */
-	unsigned cut_total;
+	struct drain *drain;
 };
 
 enum request_phase { PHASE_REPLY_READY, PHASE_BODY, PHASE_STORING, PHASE_SENT };
@@ -106,14 +56,6 @@ struct request_ctx {
 	struct note_write write;
 	int on_cut_connection;	/* the drain cut it: never suspend */
 };
-
-int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static MHD_RESULT send_reply(struct server *s, struct MHD_Connection *conn, const struct http_reply *reply)
 {
@@ -153,22 +95,12 @@ static void note_stored(struct note_write *w)
 	MHD_resume_connection(ctx->conn);
 }
 
-/* Sets the connection's state; returns the previous one. */
-static enum conn_state mark_connection(struct MHD_Connection *conn, enum conn_state state)
+/* The connection's record in the drain (its socket context), or NULL. */
+static struct drain_conn *conn_record(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct conn_info *ci = info ? info->socket_context : NULL;
 
-	if (!ci)
-		return CONN_NEW;
-	if (state == CONN_IDLE) {
-		int busy = CONN_BUSY;
-
-		/* A cut connection stays cut. */
-		atomic_compare_exchange_strong(&ci->state, &busy, CONN_IDLE);
-		return CONN_BUSY;
-	}
-	return (enum conn_state)atomic_exchange(&ci->state, (int)state);
+	return info ? info->socket_context : NULL;
 }
 
 static void fill_request(struct MHD_Connection *conn, const char *url, const char *method, struct http_request *req)
@@ -198,15 +130,13 @@ static MHD_RESULT first_call(struct server *s, struct MHD_Connection *conn, cons
 	struct http_request req;
 	struct request_ctx *ctx;
 	MHD_RESULT ret;
+	int cut;
 
-	enum conn_state was;
-
-	atomic_fetch_add(&s->requests_in_flight, 1);	/* until on_completed() */
-	was = mark_connection(conn, CONN_BUSY);
+	cut = drain_request_begin(s->drain, conn_record(conn));	/* until on_completed() */
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return MHD_NO;
-	ctx->on_cut_connection = was == CONN_CUT;
+	ctx->on_cut_connection = cut;
 	ctx->srv = s;
 	ctx->conn = conn;
 	*req_cls = ctx;
@@ -345,69 +275,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (ctx)
 		request_ctx_free(ctx);
 	*req_cls = NULL;
-	mark_connection(conn, CONN_IDLE);
-	atomic_fetch_sub(&s->requests_in_flight, 1);
-}
-
-/* Records what the drain needs to cut the connection later; NULL when it
- * cannot (the connection is then served, just never cut). */
-static struct conn_info *conn_info_new(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct conn_info *ci;
-	struct stat st;
-	socklen_t len = sizeof(int);
-
-	if (!info)
-		return NULL;
-	ci = calloc(1, sizeof(*ci));
-	if (!ci)
-		return NULL;
-	atomic_init(&ci->state, CONN_NEW);
-	ci->fd = (int)info->connect_fd;
-	if (fstat(ci->fd, &st) < 0 || getsockopt(ci->fd, SOL_SOCKET, SO_DOMAIN, &ci->family, &len) < 0) {
-		free(ci);
-		return NULL;
-	}
-	ci->dev = st.st_dev;
-	ci->ino = st.st_ino;
-	return ci;
+	drain_request_end(s->drain, conn_record(conn));
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
 	struct server *s = cls;
-	struct conn_info *ci = *socket_context;
+	const union MHD_ConnectionInfo *info;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		ci = conn_info_new(conn);
-		if (ci) {
-			pthread_mutex_lock(&s->conns_lock);
-			ci->next = s->conns;
-			if (s->conns)
-				s->conns->prev = ci;
-			s->conns = ci;
-			pthread_mutex_unlock(&s->conns_lock);
-		}
-		*socket_context = ci;
-		atomic_fetch_add(&s->connections, 1);
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = drain_conn_opened(s->drain, info ? (int)info->connect_fd : -1);
 		return;
 	}
 	/* MHD_CONNECTION_NOTIFY_CLOSED: libmicrohttpd closes the fd after this. */
-	if (ci) {
-		pthread_mutex_lock(&s->conns_lock);
-		if (ci->prev)
-			ci->prev->next = ci->next;
-		else
-			s->conns = ci->next;
-		if (ci->next)
-			ci->next->prev = ci->prev;
-		pthread_mutex_unlock(&s->conns_lock);
-		free(ci);
-	}
+	drain_conn_closed(s->drain, *socket_context);
 	*socket_context = NULL;
-	atomic_fetch_sub(&s->connections, 1);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap)
@@ -429,13 +313,10 @@ int server_start(struct server **out, struct app_state *app, const int *fds, siz
 	if (!s)
 		return -ENOMEM;
 	s->app = app;
-	s->drain_idle_ms = drain_idle_ms;
-	if (pthread_mutex_init(&s->conns_lock, NULL) != 0) {
+	if (drain_new(&s->drain, drain_idle_ms) < 0) {
 		free(s);
 		return -ENOMEM;
 	}
-	atomic_init(&s->requests_in_flight, 0);
-	atomic_init(&s->connections, 0);
 	for (size_t i = 0; i < nfds; i++) {
 		s->daemons[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 			MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,	/* first, to catch every message */
@@ -462,7 +343,7 @@ int server_start(struct server **out, struct app_state *app, const int *fds, siz
 void server_begin_drain(struct server *s)
 {
 	atomic_store(&s->app->draining, 1);
-	s->drain_started_ms = monotonic_ms();
+	drain_begin(s->drain);
 	for (size_t i = 0; i < s->ndaemons; i++)
 		/* Returns the listening fd, which stays open: it is not ours. */
 		(void)MHD_quiesce_daemon(s->daemons[i]);
@@ -470,87 +351,17 @@ void server_begin_drain(struct server *s)
 
 unsigned server_requests_in_flight(struct server *s)
 {
-	return atomic_load(&s->requests_in_flight);
-}
-
-/* Cuts one idle connection (see the top of this file); 1 when cut. */
-static int cut_connection(struct conn_info *ci)
-{
-	struct stat st;
-	int pending = 0;
-
-	if (fstat(ci->fd, &st) < 0 || st.st_dev != ci->dev || st.st_ino != ci->ino)
-		return 0;	/* not that socket any more: leave it alone */
-	if (ci->family == AF_UNIX)
-		return shutdown(ci->fd, SHUT_RD) == 0;
-	if (ioctl(ci->fd, FIONREAD, &pending) < 0 || pending > 0)
-		return 0;	/* a request is arriving: it gets its answer */
-	return shutdown(ci->fd, SHUT_WR) == 0;
-}
-
-/* Claims an idle (or new) connection for the cut: a request starting on
- * it from now on knows (first_call()); one that started before keeps it
- * BUSY and is left alone. */
-static int claim_for_cut(struct conn_info *ci)
-{
-	int expected = CONN_IDLE;
-
-	if (atomic_compare_exchange_strong(&ci->state, &expected, CONN_CUT))
-		return 1;
-	expected = CONN_NEW;
-	return atomic_compare_exchange_strong(&ci->state, &expected, CONN_CUT);
-}
-
-/* After the linger: cut every connection that has no request in hand. */
-static void cut_idle_connections(struct server *s)
-{
-	unsigned cut = 0;
-
-	pthread_mutex_lock(&s->conns_lock);
-	for (struct conn_info *ci = s->conns; ci; ci = ci->next) {
-		if (ci->cut || !claim_for_cut(ci))
-			continue;
-		ci->cut = 1;	/* one attempt: a failed cut is left to the stop */
-		cut += cut_connection(ci);
-	}
-	pthread_mutex_unlock(&s->conns_lock);
-	if (cut || !s->last_cut_ms)
-		s->last_cut_ms = monotonic_ms();
-	s->cut_total += cut;
-}
-
-static int drained(struct server *s)
-{
-	int64_t now = monotonic_ms();
-
-	if (atomic_load(&s->connections) == 0 && atomic_load(&s->requests_in_flight) == 0)
-		return 1;
-	if (now - s->drain_started_ms < (int64_t)s->drain_idle_ms)
-		return 0;	/* linger: idle connections may still carry a request */
-	cut_idle_connections(s);
-	if (atomic_load(&s->requests_in_flight) != 0)
-		return 0;
-	/* Cut connections close as soon as libmicrohttpd reads their EOF;
-	 * bound the wait for TCP clients that ignore our FIN (and for a
-	 * connection that could not be recorded). */
-	return now - s->last_cut_ms >= CUT_GRACE_MS;
+	return drain_requests_in_flight(s->drain);
 }
 
 int server_wait_drained(struct server *s, int64_t deadline_ms)
 {
-	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 5 * 1000000L };
-
-	while (!drained(s)) {
-		if (monotonic_ms() >= deadline_ms)
-			return -ETIMEDOUT;
-		nanosleep(&tick, NULL);
-	}
-	return 0;
+	return drain_wait(s->drain, deadline_ms);
 }
 
 unsigned server_connections_cut(struct server *s)
 {
-	return s->cut_total;
+	return drain_connections_cut(s->drain);
 }
 
 void server_stop(struct server *s)
@@ -559,6 +370,6 @@ void server_stop(struct server *s)
 		return;
 	for (size_t i = 0; i < s->ndaemons; i++)
 		MHD_stop_daemon(s->daemons[i]);	/* quiesced: the listening fd is untouched */
-	pthread_mutex_destroy(&s->conns_lock);
+	drain_free(s->drain);
 	free(s);
 }

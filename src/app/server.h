@@ -1,5 +1,6 @@
 /* The HTTP server: one libmicrohttpd daemon per listening socket, each with
- * a thread pool, and the drain that ends them without losing a request. */
+ * a thread pool, and the drain that ends them without losing a request (its
+ * connection tracking is drain.c's). */
 #ifndef MYAPP_SERVER_H
 #define MYAPP_SERVER_H
 
@@ -28,7 +29,7 @@ void server_begin_drain(struct server *s);
 /* Wait until no request is in flight and no connection is left, or until
  * deadline_ms (CLOCK_MONOTONIC); 0 or -ETIMEDOUT. Idle keep-alive
  * connections get drain_idle_ms for a last request, then are cut without
- * racing a request the client writes meanwhile (see server.c). */
+ * racing a request the client writes meanwhile (see drain.c). */
 int server_wait_drained(struct server *s, int64_t deadline_ms);
 
 /* Idle connections the drain has cut so far. */
@@ -40,7 +41,5 @@ unsigned server_requests_in_flight(struct server *s);
 /* Stop the daemons (closing any connection left) and free. Only after a
  * successful drain: libmicrohttpd must not hold suspended connections. */
 void server_stop(struct server *s);
-
-int64_t monotonic_ms(void);
 
 #endif

@@ -22,9 +22,10 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
+#include "fake_systemd.h"
 #include "http_client.h"
 #include "notes.h"
-#include "spawn.h"
 #include "tap.h"
 
 #define ACKED_MAX 400000
@@ -132,14 +133,14 @@ static int start_instance(struct instance *in)
 	snprintf(tag, sizeof(tag), "inst-%d", k);
 	snprintf(release, sizeof(release), "ZDD_RELEASE=%s", tag);
 	snprintf(in->probe_path, sizeof(in->probe_path), "%s/probe-%d.sock", scratch.dir, k);
-	in->probe_fd = spawn_bind(in->probe_path, SOCK_STREAM);
+	in->probe_fd = fake_sd_bind(in->probe_path, SOCK_STREAM);
 	if (in->probe_fd < 0)
 		return -1;
 	fds[0] = scratch.public_fd;
 	fds[1] = in->probe_fd;
-	if (spawn_child(&in->c, scratch.dir, tag, fds, 2, "myapp.socket:myapp-probe.socket", env, argv) < 0)
+	if (fake_sd_start(&in->c, scratch.dir, tag, fds, 2, "myapp.socket:myapp-probe.socket", env, argv) < 0)
 		return -1;
-	return spawn_wait_notify(&in->c, "READY=1", 20000);
+	return fake_sd_wait_notify(&in->c, "READY=1", 20000);
 }
 
 /* A failed start leaves pid -1: kill(-1, sig) would hit every process. */
@@ -153,7 +154,7 @@ static void forget(struct instance *in)
 {
 	close(in->probe_fd);
 	unlink(in->probe_path);
-	spawn_forget(&in->c);
+	fake_sd_forget(&in->c);
 }
 
 /* Reads an interim "HTTP/1.1 1xx" answer byte by byte; its status or -1. */
@@ -190,7 +191,7 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 
 	if (start_instance(b) < 0) {
 		printf("# instance B did not report READY=1\n");
-		spawn_show_log(&b->c);
+		fake_sd_show_log(&b->c);
 		return -1;
 	}
 	/* "100 Continue" proves A is handling the request: it is in flight. */
@@ -199,7 +200,7 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	    http_write_all(slow, half, strlen(half)) < 0)
 		problems |= 1;
 	signal_instance(a, SIGTERM);
-	if (spawn_wait_notify(&a->c, "STOPPING=1", 5000) < 0)
+	if (fake_sd_wait_notify(&a->c, "STOPPING=1", 5000) < 0)
 		problems |= 2;
 	usleep(30 * 1000);	/* A drains while the body trickles */
 	if (http_write_all(slow, tail, strlen(tail)) < 0 || http_read_response(slow, &slow_res) < 0 || slow_res.status != 201)
@@ -209,7 +210,7 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	else
 		record_ack(slow_res.body, -1);
 	close(slow);
-	status = spawn_reap(&a->c, 15000);
+	status = fake_sd_reap(&a->c, 15000);
 	if (status != 0)
 		problems |= 16;
 	if (!still_listening(scratch.public_fd))
@@ -219,7 +220,7 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	if (problems || verbose) {
 		printf("# handover problems 0x%x (slow POST status %d, A exit %d)\n", problems, slow_res.status, status);
 		if (problems)
-			spawn_show_log(&a->c);
+			fake_sd_show_log(&a->c);
 	}
 	forget(a);
 	return problems ? -1 : 0;
@@ -270,7 +271,7 @@ int main(int argc, char **argv)
 	}
 	myapp = argv[1];
 	signal(SIGPIPE, SIG_IGN);
-	if (spawn_scratch(&scratch, "handover") < 0) {
+	if (fake_sd_scratch(&scratch, "handover") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
@@ -280,7 +281,7 @@ int main(int argc, char **argv)
 	pthread_create(&loaders[0], NULL, load_posts, NULL);
 	pthread_create(&loaders[1], NULL, load_gets, NULL);
 
-	t0 = spawn_now_ms();
+	t0 = monotonic_ms();
 	for (int r = 0; r < rounds; r++) {
 		if (handover(&inst[cur], &inst[1 - cur], r == 0) == 0)
 			good_rounds++;
@@ -289,7 +290,7 @@ int main(int argc, char **argv)
 		cur = 1 - cur;
 	}
 	ok(good_rounds == rounds, "%d/%d handovers: slow request 201 + Connection: close, STOPPING=1, exit 0, "
-	   "socket listening, successor serving (%.1f s)", good_rounds, rounds, (double)(spawn_now_ms() - t0) / 1000);
+	   "socket listening, successor serving (%.1f s)", good_rounds, rounds, (double)(monotonic_ms() - t0) / 1000);
 	ok(atomic_load(&load_failures) == 0, "%d requests on the public socket during the handovers, %d failed%s%s",
 	   atomic_load(&load_requests), atomic_load(&load_failures), load_failures ? ": " : "", last_failure);
 
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
 		usleep(200 * 1000);
 		atomic_store(&tolerate_failures, 1);
 		signal_instance(a, SIGKILL);
-		ok(spawn_reap(&a->c, 5000) == 128 + SIGKILL, "instance killed");
+		ok(fake_sd_reap(&a->c, 5000) == 128 + SIGKILL, "instance killed");
 		forget(a);
 		usleep(300 * 1000);
 		atomic_store(&tolerate_failures, 0);
@@ -317,13 +318,13 @@ int main(int argc, char **argv)
 	ok(atomic_load(&load_failures) == 0, "no failure outside the SIGKILL window (%s)", last_failure);
 
 	signal_instance(&inst[cur], SIGTERM);
-	ok(spawn_reap(&inst[cur].c, 15000) == 0, "last instance exits 0 on SIGTERM");
+	ok(fake_sd_reap(&inst[cur].c, 15000) == 0, "last instance exits 0 on SIGTERM");
 	forget(&inst[cur]);
 	ok(still_listening(scratch.public_fd), "public socket still listening at the end");
 
 	bad = verify_acked(&checked);
 	ok(checked > 0 && bad == 0, "%d acknowledged notes, %d missing", checked, bad);
 
-	spawn_scratch_done(&scratch, tap_failed);
+	fake_sd_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

@@ -33,8 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "fake_systemd.h"
 #include "http_client.h"
-#include "spawn.h"
 #include "tap.h"
 
 #define POOL_SIZE 64
@@ -110,7 +111,7 @@ static void one_request(struct slot *s, int post, int seq)
 	atomic_fetch_add(&n_requests, 1);
 	for (;;) {
 		struct http_result res;
-		int64_t idle_ms = s->fd >= 0 ? spawn_now_ms() - s->last_used_ms : -1;
+		int64_t idle_ms = s->fd >= 0 ? monotonic_ms() - s->last_used_ms : -1;
 		ssize_t n;
 
 		if (s->fd >= 0 && closed_by_server(s->fd)) {
@@ -138,7 +139,7 @@ static void one_request(struct slot *s, int post, int seq)
 			drop(s);
 			return;
 		}
-		s->last_used_ms = spawn_now_ms();
+		s->last_used_ms = monotonic_ms();
 		errno = 0;
 		if (http_read_response(s->fd, &res) < 0) {
 			failed("request written, then EOF/reset instead of an answer (errno %d, idle %lld ms)", errno,
@@ -156,7 +157,7 @@ static void one_request(struct slot *s, int post, int seq)
 			atomic_fetch_add(&n_close_answers, 1);
 			drop(s);
 		}
-		s->last_used_ms = spawn_now_ms();
+		s->last_used_ms = monotonic_ms();
 		return;
 	}
 }
@@ -164,7 +165,7 @@ static void one_request(struct slot *s, int post, int seq)
 static void *load(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg * 7919u + (unsigned)getpid();
-	int64_t period_us = (int64_t)LOAD_THREADS * 1000000 / rate, next = spawn_now_ms() * 1000;
+	int64_t period_us = (int64_t)LOAD_THREADS * 1000000 / rate, next = monotonic_ms() * 1000;
 	int seq = (int)(uintptr_t)arg * 10000000;
 
 	while (!atomic_load(&load_stop)) {
@@ -198,9 +199,9 @@ static int start(struct child *c, int k)
 
 	snprintf(tag, sizeof(tag), "inst-%d", k);
 	snprintf(release, sizeof(release), "ZDD_RELEASE=%s", tag);
-	if (spawn_child(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
+	if (fake_sd_start(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
 		return -1;
-	return spawn_wait_notify(c, "READY=1", 20000);
+	return fake_sd_wait_notify(c, "READY=1", 20000);
 }
 
 static int still_listening(int fd)
@@ -231,7 +232,7 @@ int main(int argc, char **argv)
 	if (rounds < 1 || rounds > 10000)
 		rounds = 30;
 	signal(SIGPIPE, SIG_IGN);
-	if (spawn_scratch(&scratch, "keepalive") < 0) {
+	if (fake_sd_scratch(&scratch, "keepalive") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
@@ -244,7 +245,7 @@ int main(int argc, char **argv)
 	for (uintptr_t i = 0; i < LOAD_THREADS; i++)
 		pthread_create(&loaders[i], NULL, load, (void *)i);
 
-	t0 = spawn_now_ms();
+	t0 = monotonic_ms();
 	for (int r = 0; r < rounds; r++) {
 		struct child *a = &inst[cur], *b = &inst[1 - cur];
 		int status, problems = 0;
@@ -252,33 +253,33 @@ int main(int argc, char **argv)
 
 		if (start(b, k++) < 0) {
 			printf("# round %d: successor did not report READY=1\n", r);
-			spawn_show_log(b);
+			fake_sd_show_log(b);
 			break;
 		}
 		usleep(SETTLE_MS * 1000);
-		t = spawn_now_ms();
+		t = monotonic_ms();
 		kill(a->pid, SIGTERM);
-		if (spawn_wait_notify(a, "STOPPING=1", 5000) < 0)
+		if (fake_sd_wait_notify(a, "STOPPING=1", 5000) < 0)
 			problems |= 1;
-		status = spawn_reap(a, 15000);
+		status = fake_sd_reap(a, 15000);
 		if (status != 0)
 			problems |= 2;
 		if (!still_listening(scratch.public_fd))
 			problems |= 4;
-		t = spawn_now_ms() - t;
+		t = monotonic_ms() - t;
 		if (t > longest_drain)
 			longest_drain = t;
 		if (problems) {
 			printf("# round %d: problems 0x%x (exit %d)\n", r, problems, status);
-			spawn_show_log(a);
+			fake_sd_show_log(a);
 		} else {
 			good++;
 		}
-		spawn_forget(a);
+		fake_sd_forget(a);
 		cur = 1 - cur;
 	}
 	ok(good == rounds, "%d/%d handovers: STOPPING=1, exit 0, socket listening (%.1f s, longest stop %lld ms)",
-	   good, rounds, (double)(spawn_now_ms() - t0) / 1000, (long long)longest_drain);
+	   good, rounds, (double)(monotonic_ms() - t0) / 1000, (long long)longest_drain);
 
 	atomic_store(&load_stop, 1);
 	for (int i = 0; i < LOAD_THREADS; i++)
@@ -297,8 +298,8 @@ int main(int argc, char **argv)
 		if (pool[i].fd >= 0)
 			close(pool[i].fd);
 	kill(inst[cur].pid, SIGTERM);
-	ok(spawn_reap(&inst[cur], 15000) == 0, "last instance exits 0 on SIGTERM");
-	spawn_forget(&inst[cur]);
-	spawn_scratch_done(&scratch, tap_failed);
+	ok(fake_sd_reap(&inst[cur], 15000) == 0, "last instance exits 0 on SIGTERM");
+	fake_sd_forget(&inst[cur]);
+	fake_sd_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

@@ -15,10 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "fake_systemd.h"
 #include "http_client.h"
 #include "notes.h"
 #include "routes.h"
-#include "spawn.h"
 #include "tap.h"
 
 #define NOTES 1000
@@ -159,20 +160,20 @@ int main(int argc, char **argv)
 	myapp = argv[1];
 	args[0] = (char *)myapp;
 	signal(SIGPIPE, SIG_IGN);
-	if (spawn_scratch(&scratch, "listmem") < 0) {
+	if (fake_sd_scratch(&scratch, "listmem") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
 	ok(scratch.public_fd >= 0, "public socket bound");
-	t0 = spawn_now_ms();
+	t0 = monotonic_ms();
 	ok(fill() == 0, "%d notes of %d bytes stored (%d failed, %lld ms)", NOTES, NOTE_BYTES, atomic_load(&failed),
-	   (long long)(spawn_now_ms() - t0));
+	   (long long)(monotonic_ms() - t0));
 
-	if (spawn_child(&c, scratch.dir, "app", &scratch.public_fd, 1, "myapp.socket", NULL, args) < 0 ||
-	    spawn_wait_notify(&c, "READY=1", 20000) < 0) {
+	if (fake_sd_start(&c, scratch.dir, "app", &scratch.public_fd, 1, "myapp.socket", NULL, args) < 0 ||
+	    fake_sd_wait_notify(&c, "READY=1", 20000) < 0) {
 		ok(0, "myapp started");
-		spawn_show_log(&c);
-		spawn_scratch_done(&scratch, 1);
+		fake_sd_show_log(&c);
+		fake_sd_scratch_done(&scratch, 1);
 		return tap_done();
 	}
 	ok(http_do(scratch.public_path, "GET", "/healthz", NULL, NULL, &res) == 0 && res.status == 200,
@@ -180,7 +181,7 @@ int main(int argc, char **argv)
 	before_kib = status_kib(c.pid, "VmHWM");
 	printf("# before: VmHWM %ld KiB\n", before_kib);
 
-	t0 = spawn_now_ms();
+	t0 = monotonic_ms();
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_create(&clients[i].thread, NULL, client_main, &clients[i]);
 	for (int i = 0; i < CLIENTS; i++) {
@@ -193,7 +194,7 @@ int main(int argc, char **argv)
 	rss_kib = status_kib(c.pid, "VmRSS");
 	printf("# %d clients x %d GET /api/notes?limit=1000 in %lld ms: largest body %zu bytes; "
 	       "VmHWM %ld KiB (%ld before), VmRSS after %ld KiB\n",
-	       CLIENTS, ROUNDS, (long long)(spawn_now_ms() - t0), largest, hwm_kib, before_kib, rss_kib);
+	       CLIENTS, ROUNDS, (long long)(monotonic_ms() - t0), largest, hwm_kib, before_kib, rss_kib);
 	ok(answers == CLIENTS * ROUNDS, "%d of %d list requests answered 200", answers, CLIENTS * ROUNDS);
 	ok(largest > 0 && largest <= NOTES_LIST_BYTES, "every list body within the budget (largest %zu <= %lu)",
 	   largest, NOTES_LIST_BYTES);
@@ -201,11 +202,11 @@ int main(int argc, char **argv)
 	   LIST_RSS_MAX_MIB);
 
 	kill(c.pid, SIGTERM);
-	status = spawn_reap(&c, 20000);
+	status = fake_sd_reap(&c, 20000);
 	ok(status == 0, "myapp exits 0 after the drain (%d)", status);
 	if (tap_failed)
-		spawn_show_log(&c);
-	spawn_forget(&c);
-	spawn_scratch_done(&scratch, tap_failed);
+		fake_sd_show_log(&c);
+	fake_sd_forget(&c);
+	fake_sd_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http_client.h"
 #include "notes.h"
 #include "routes.h"

@@ -12,8 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "fake_systemd.h"
 #include "http_client.h"
-#include "spawn.h"
 #include "tap.h"
 
 #define WATCHDOG_MS 200
@@ -30,17 +31,17 @@ struct pings {
 /* Collects WATCHDOG=1 until duration_ms passed or the child exited. */
 static void watch(struct child *c, int duration_ms, struct pings *p)
 {
-	int64_t begin = spawn_now_ms(), deadline = begin + duration_ms, last = begin;
+	int64_t begin = monotonic_ms(), deadline = begin + duration_ms, last = begin;
 	char buf[4096];
 
 	memset(p, 0, sizeof(*p));
-	while (spawn_now_ms() < deadline) {
+	while (monotonic_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->notify_fd, .events = POLLIN };
 		ssize_t n;
 		char *save = NULL;
 
 		if (poll(&pfd, 1, 20) <= 0) {
-			if (c->pid > 0 && waitpid_exited(c))
+			if (c->pid > 0 && fake_sd_exited(c))
 				break;
 			continue;
 		}
@@ -52,22 +53,22 @@ static void watch(struct child *c, int duration_ms, struct pings *p)
 			if (strcmp(line, "WATCHDOG=1") != 0)
 				continue;
 			p->count++;
-			if (spawn_now_ms() - last > p->longest_gap_ms)
-				p->longest_gap_ms = spawn_now_ms() - last;
-			last = spawn_now_ms();
+			if (monotonic_ms() - last > p->longest_gap_ms)
+				p->longest_gap_ms = monotonic_ms() - last;
+			last = monotonic_ms();
 		}
 	}
-	if (spawn_now_ms() - last > p->longest_gap_ms)
-		p->longest_gap_ms = spawn_now_ms() - last;
+	if (monotonic_ms() - last > p->longest_gap_ms)
+		p->longest_gap_ms = monotonic_ms() - last;
 }
 
 static int start(struct child *c, const char *tag, char *const env[])
 {
 	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-idle-ms", "1000", NULL };
 
-	if (spawn_child(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
+	if (fake_sd_start(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
 		return -1;
-	return spawn_wait_notify(c, "READY=1", 20000);
+	return fake_sd_wait_notify(c, "READY=1", 20000);
 }
 
 static void test_pings(void)
@@ -92,13 +93,13 @@ static void test_pings(void)
 	   res.status == 200 && !res.connection_close, "idle keep-alive connection open");
 	kill(c.pid, SIGTERM);
 	watch(&c, 5000, &p);
-	status = spawn_reap(&c, 10000);
+	status = fake_sd_reap(&c, 10000);
 	ok(p.count >= 4 && p.longest_gap_ms < WATCHDOG_MS,
 	   "draining: %d WATCHDOG=1, longest gap %lld ms (< %d)", p.count, (long long)p.longest_gap_ms, WATCHDOG_MS);
 	ok(status == 0, "exit %d after the drain", status);
 	if (conn >= 0)
 		close(conn);
-	spawn_forget(&c);
+	fake_sd_forget(&c);
 }
 
 static void test_no_pings(const char *tag, char *const env[], const char *what)
@@ -110,8 +111,8 @@ static void test_no_pings(const char *tag, char *const env[], const char *what)
 	watch(&c, WATCH_MS, &p);
 	ok(p.count == 0, "%s: %d WATCHDOG=1 in %d ms", what, p.count, WATCH_MS);
 	kill(c.pid, SIGTERM);
-	ok(spawn_reap(&c, 10000) == 0, "%s: exit 0", what);
-	spawn_forget(&c);
+	ok(fake_sd_reap(&c, 10000) == 0, "%s: exit 0", what);
+	fake_sd_forget(&c);
 }
 
 int main(int argc, char **argv)
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
 	}
 	myapp = argv[1];
 	signal(SIGPIPE, SIG_IGN);
-	if (spawn_scratch(&scratch, "watchdog") < 0) {
+	if (fake_sd_scratch(&scratch, "watchdog") < 0) {
 		printf("Bail out! mkdtemp\n");
 		return 1;
 	}
@@ -135,6 +136,6 @@ int main(int argc, char **argv)
 	test_no_pings("off", NULL, "no WATCHDOG_USEC");
 	test_no_pings("other", for_other, "WATCHDOG_PID of another process");
 
-	spawn_scratch_done(&scratch, tap_failed);
+	fake_sd_scratch_done(&scratch, tap_failed);
 	return tap_done();
 }

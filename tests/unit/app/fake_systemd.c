@@ -1,4 +1,4 @@
-#include "spawn.h"
+#include "fake_systemd.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -9,18 +9,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-int64_t spawn_now_ms(void)
-{
-	struct timespec ts;
+#include "clock.h"
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int spawn_bind(const char *path, int type)
+int fake_sd_bind(const char *path, int type)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd;
@@ -42,7 +35,7 @@ int spawn_bind(const char *path, int type)
 static void exec_child(const struct child *c, const int *fds, int nfds, const char *fdnames, char *const env[],
 		       char *const argv[])
 {
-	int high[SPAWN_FDS_MAX];
+	int high[FAKE_SD_FDS_MAX];
 	int log = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	char buf[32];
 
@@ -71,16 +64,16 @@ static void exec_child(const struct child *c, const int *fds, int nfds, const ch
 	_exit(127);
 }
 
-int spawn_child(struct child *c, const char *dir, const char *tag, const int *fds, int nfds, const char *fdnames,
+int fake_sd_start(struct child *c, const char *dir, const char *tag, const int *fds, int nfds, const char *fdnames,
 		char *const env[], char *const argv[])
 {
 	memset(c, 0, sizeof(*c));
 	c->pid = -1;
-	if (nfds < 0 || nfds > SPAWN_FDS_MAX)
+	if (nfds < 0 || nfds > FAKE_SD_FDS_MAX)
 		return -1;
 	snprintf(c->notify_path, sizeof(c->notify_path), "%s/notify-%s.sock", dir, tag);
 	snprintf(c->log_path, sizeof(c->log_path), "%s/%s.log", dir, tag);
-	c->notify_fd = spawn_bind(c->notify_path, SOCK_DGRAM);
+	c->notify_fd = fake_sd_bind(c->notify_path, SOCK_DGRAM);
 	if (c->notify_fd < 0)
 		return -1;
 	c->pid = fork();
@@ -98,12 +91,12 @@ static int read_notify(struct child *c, const char *what, int64_t deadline, int 
 	char buf[4096];
 	int seen = 0;
 
-	while (spawn_now_ms() < deadline) {
+	while (monotonic_ms() < deadline) {
 		struct pollfd pfd = { .fd = c->notify_fd, .events = POLLIN };
 		ssize_t n;
 		char *save = NULL;
 
-		if (poll(&pfd, 1, (int)(deadline - spawn_now_ms())) <= 0)
+		if (poll(&pfd, 1, (int)(deadline - monotonic_ms())) <= 0)
 			continue;
 		n = recv(c->notify_fd, buf, sizeof(buf) - 1, 0);
 		if (n <= 0)
@@ -119,14 +112,14 @@ static int read_notify(struct child *c, const char *what, int64_t deadline, int 
 	return seen;
 }
 
-int spawn_wait_notify(struct child *c, const char *what, int timeout_ms)
+int fake_sd_wait_notify(struct child *c, const char *what, int timeout_ms)
 {
-	return read_notify(c, what, spawn_now_ms() + timeout_ms, 1) > 0 ? 0 : -1;
+	return read_notify(c, what, monotonic_ms() + timeout_ms, 1) > 0 ? 0 : -1;
 }
 
-int spawn_count_notify(struct child *c, const char *what, int duration_ms)
+int fake_sd_count_notify(struct child *c, const char *what, int duration_ms)
 {
-	return read_notify(c, what, spawn_now_ms() + duration_ms, 0);
+	return read_notify(c, what, monotonic_ms() + duration_ms, 0);
 }
 
 static int exit_code(int status)
@@ -134,16 +127,16 @@ static int exit_code(int status)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int waitpid_exited(struct child *c)
+int fake_sd_exited(struct child *c)
 {
 	if (!c->exited && c->pid > 0 && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
 		c->exited = 1;
 	return c->exited;
 }
 
-int spawn_reap(struct child *c, int timeout_ms)
+int fake_sd_reap(struct child *c, int timeout_ms)
 {
-	int64_t deadline = spawn_now_ms() + timeout_ms;
+	int64_t deadline = monotonic_ms() + timeout_ms;
 	int status;
 
 	if (c->exited) {
@@ -153,7 +146,7 @@ int spawn_reap(struct child *c, int timeout_ms)
 	}
 	if (c->pid <= 0)
 		return -1;
-	while (spawn_now_ms() < deadline) {
+	while (monotonic_ms() < deadline) {
 		pid_t r = waitpid(c->pid, &status, WNOHANG);
 
 		if (r == c->pid) {
@@ -168,7 +161,7 @@ int spawn_reap(struct child *c, int timeout_ms)
 	return -1;
 }
 
-void spawn_forget(struct child *c)
+void fake_sd_forget(struct child *c)
 {
 	if (c->notify_fd > 0)
 		close(c->notify_fd);
@@ -176,7 +169,7 @@ void spawn_forget(struct child *c)
 	unlink(c->notify_path);
 }
 
-void spawn_show_log(const struct child *c)
+void fake_sd_show_log(const struct child *c)
 {
 	char cmd[256];
 
@@ -185,7 +178,7 @@ void spawn_show_log(const struct child *c)
 		printf("# (no log)\n");
 }
 
-int spawn_scratch(struct scratch *s, const char *name)
+int fake_sd_scratch(struct scratch *s, const char *name)
 {
 	int n;
 
@@ -194,11 +187,11 @@ int spawn_scratch(struct scratch *s, const char *name)
 	if (n < 0 || (size_t)n >= sizeof(s->dir) || !mkdtemp(s->dir))
 		return -1;
 	snprintf(s->public_path, sizeof(s->public_path), "%s/public.sock", s->dir);
-	s->public_fd = spawn_bind(s->public_path, SOCK_STREAM);
+	s->public_fd = fake_sd_bind(s->public_path, SOCK_STREAM);
 	return 0;
 }
 
-void spawn_scratch_done(struct scratch *s, int keep)
+void fake_sd_scratch_done(struct scratch *s, int keep)
 {
 	char cmd[sizeof(s->dir) + 16];
 
