@@ -37,8 +37,7 @@ struct run {
 	double t0, step_t0;
 	char id[ZDD_ID_MAX];
 	char sha[ZDD_SHA_MAX + 1];
-	char old_current[ZDD_ID_MAX];
-	char old_previous[ZDD_ID_MAX];
+	struct links old;  /* as found: restored on failure */
 	char main_unit[ZDD_NAME_MAX + 16];
 	char side_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 16];
 	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
@@ -105,9 +104,9 @@ live_text(const char *id)
 static void
 set_still_serving(struct run *r)
 {
-	if (r->old_current[0])
+	if (r->old.current[0])
 		snprintf(r->final, sizeof(r->final), "%s still serving",
-		    r->old_current);
+		    r->old.current);
 	else
 		snprintf(r->final, sizeof(r->final), "nothing was live "
 		    "before, nothing changed");
@@ -167,17 +166,13 @@ take_lock(struct run *r)
 static int
 read_links(struct run *r)
 {
+	char why[2 * ZDD_LINE_MAX];
 	int rc;
 
-	rc = release_link_read(r->cfg->app_root, "current", r->old_current,
-	    sizeof(r->old_current));
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	rc = release_link_read(r->cfg->app_root, "previous", r->old_previous,
-	    sizeof(r->old_previous));
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	return 0;
+	rc = links_read(r->cfg->app_root, &r->old, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
 }
 
 static void
@@ -200,25 +195,6 @@ fail_before_swap(struct run *r, bool show_journal)
 		log_info("       removed release %s", r->id);
 	set_still_serving(r);
 	return finish(r, ZDD_EXIT_FAILED);
-}
-
-static int
-restore_links(struct run *r)
-{
-	int rc = 0;
-
-	if (r->old_current[0] == '\0')
-		return release_link_remove(r->cfg->app_root, "current");
-	if (release_link_swap(r->cfg->app_root, "current", r->old_current) < 0)
-		rc = -EIO;
-	if (r->old_previous[0] != '\0') {
-		if (release_link_swap(r->cfg->app_root, "previous",
-		    r->old_previous) < 0)
-			rc = -EIO;
-	} else if (release_link_remove(r->cfg->app_root, "previous") < 0) {
-		rc = -EIO;
-	}
-	return rc;
 }
 
 static int
@@ -251,14 +227,14 @@ fail_after_swap(struct run *r)
 		    r->side_unit, r->id, r->main_unit);
 		return finish(r, ZDD_EXIT_BROKEN);
 	}
-	log_info("-----> restoring %s", live_text(r->old_current));
-	if (restore_links(r) < 0) {
+	log_info("-----> restoring %s", live_text(r->old.current));
+	if (links_restore(r->cfg->app_root, &r->old) < 0) {
 		snprintf(r->final, sizeof(r->final), "cannot restore the "
 		    "current/previous links; %s left running to keep serving "
 		    "%s", r->side_unit, r->id);
 		return finish(r, ZDD_EXIT_BROKEN);
 	}
-	if (r->old_current[0] == '\0') {
+	if (r->old.current[0] == '\0') {
 		/* Nothing was live before: back to nothing. */
 		stop_side(r);
 		if (r->new_release)
@@ -272,14 +248,14 @@ fail_after_swap(struct run *r)
 	    main_healthy(r, why, sizeof(why)) < 0) {
 		snprintf(r->final, sizeof(r->final), "%s did not come back on "
 		    "%s either; %s left running to keep serving %s",
-		    r->main_unit, r->old_current, r->side_unit, r->id);
+		    r->main_unit, r->old.current, r->side_unit, r->id);
 		return finish(r, ZDD_EXIT_BROKEN);
 	}
 	stop_side(r);
 	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
 		log_info("       removed release %s", r->id);
 	snprintf(r->final, sizeof(r->final), "rolled back, %s serving",
-	    r->old_current);
+	    r->old.current);
 	return finish(r, ZDD_EXIT_ROLLED_BACK);
 }
 
@@ -336,16 +312,16 @@ handover(struct run *r)
 	if (r->action != ACT_RESTART) {
 		step_begin(r);
 		rc = 0;
-		if (r->old_current[0] && strcmp(r->old_current, r->id) != 0)
-			rc = release_link_swap(cfg->app_root, "previous",
-			    r->old_current);
+		if (r->old.current[0] && strcmp(r->old.current, r->id) != 0)
+			rc = links_swap(cfg->app_root, "previous",
+			    r->old.current);
 		if (rc == 0)
-			rc = release_link_swap(cfg->app_root, "current", r->id);
+			rc = links_swap(cfg->app_root, "current", r->id);
 		step_end(r, "swap", rc == 0);
 		if (rc < 0) {
 			snprintf(r->reason, sizeof(r->reason),
 			    "cannot swap the current link");
-			restore_links(r);
+			links_restore(r->cfg->app_root, &r->old);
 			return fail_before_swap(r, false);
 		}
 		r->swapped = true;
@@ -445,7 +421,7 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 		return rc;
 
 	step_begin(&r);
-	rc = release_prune(cfg, &pruned);
+	rc = prune_releases(cfg, &pruned);
 	step_end(&r, "prune", rc == 0);
 	if (rc < 0)
 		log_warn("pruning failed; the deploy itself succeeded");
@@ -460,11 +436,10 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 static bool
 release_startable(const struct zdd_config *cfg, const char *id)
 {
-	char path[ZDD_PATH_MAX + 64];
+	char path[ZDD_RELEASE_PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/releases/%s/start", cfg->app_root,
-	    id);
-	return access(path, X_OK) == 0;
+	return release_path(cfg->app_root, id, "start", path,
+	    sizeof(path)) == 0 && access(path, X_OK) == 0;
 }
 
 int
@@ -488,19 +463,19 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 		snprintf(r.final, sizeof(r.final), "nothing changed");
 		return finish(&r, ZDD_EXIT_FAILED);
 	}
-	if (id == NULL && r.old_previous[0] == '\0') {
+	if (id == NULL && r.old.previous[0] == '\0') {
 		snprintf(r.reason, sizeof(r.reason), "there is no previous "
 		    "release");
 		set_still_serving(&r);
 		return finish(&r, ZDD_EXIT_FAILED);
 	}
-	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old_previous);
+	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old.previous);
 	log_info("-----> %s: rolling back from %s to %s", cfg->app,
-	    live_text(r.old_current), r.id);
-	if (strcmp(r.id, r.old_current) == 0 ||
+	    live_text(r.old.current), r.id);
+	if (strcmp(r.id, r.old.current) == 0 ||
 	    !release_startable(cfg, r.id)) {
 		snprintf(r.reason, sizeof(r.reason),
-		    strcmp(r.id, r.old_current) == 0 ? "%s is already live" :
+		    strcmp(r.id, r.old.current) == 0 ? "%s is already live" :
 		    "release %s does not exist or has no executable start",
 		    r.id);
 		set_still_serving(&r);
@@ -524,33 +499,17 @@ restart_run(const struct zdd_config *cfg, const char *user)
 	rc = take_lock(&r);
 	if (rc != 0)
 		return rc;
-	if (read_links(&r) < 0 || r.old_current[0] == '\0') {
+	if (read_links(&r) < 0 || r.old.current[0] == '\0') {
 		snprintf(r.reason, sizeof(r.reason), "no current release "
 		    "(nothing deployed yet?)");
 		snprintf(r.final, sizeof(r.final), "nothing changed");
 		return finish(&r, ZDD_EXIT_FAILED);
 	}
-	snprintf(r.id, sizeof(r.id), "%s", r.old_current);
+	snprintf(r.id, sizeof(r.id), "%s", r.old.current);
 	log_info("-----> %s: restarting %s through a handover", cfg->app, r.id);
 	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
 	    sizeof(r.sha)) < 0)
 		r.sha[0] = '\0';
 	rc = handover(&r);
 	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);
-}
-
-int
-prune_run(const struct zdd_config *cfg)
-{
-	unsigned removed = 0;
-	int fd, rc;
-
-	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd);
-	if (rc < 0)
-		return rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED;
-	rc = release_prune(cfg, &removed);
-	lock_release(fd);
-	log_info("removed %u release%s (keeping %u, current and previous)",
-	    removed, removed == 1 ? "" : "s", cfg->keep_releases);
-	return rc < 0 ? ZDD_EXIT_FAILED : ZDD_EXIT_OK;
 }

@@ -68,6 +68,8 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_step(const char *name, const char *result, double seconds);
 void log_file_tail(const char *path, unsigned lines);
+
+/* clock.c */
 double clock_seconds(void);
 
 /* spawn.c */
@@ -90,6 +92,8 @@ void spawn_reset_signals(void);
 
 /* privdrop.c */
 int privdrop(const char *user);
+
+/* env.c */
 int env_sanitize(void);
 
 /* lock.c */
@@ -106,28 +110,47 @@ int refline_parse(const char *line, struct ref_update *u);
 bool sha_is_zero(const char *sha);
 bool sha_valid(const char *sha);
 
-/* release.c */
+/* release_id.c */
 int release_id_make(time_t t, const char *sha, char *out, size_t n);
 bool release_id_valid(const char *id);
 int release_id_pick(const char *app_root, const char *sha, char *out,
     size_t n);
-int release_link_read(const char *app_root, const char *name, char *id,
-    size_t n);
-int release_link_swap(const char *app_root, const char *name,
-    const char *id);
-int release_link_remove(const char *app_root, const char *name);
+
+/* release_path.c */
+#define ZDD_RELEASE_PATH_MAX (ZDD_PATH_MAX + 128)
+int release_path(const char *app_root, const char *entry, const char *name,
+    char *out, size_t n);
+bool path_exists(const char *path);
+int release_read_file(const char *app_root, const char *id,
+    const char *name, char *buf, size_t n);
+
+/* links.c */
+struct links {
+	char current[ZDD_ID_MAX];   /* "" when missing or broken */
+	char previous[ZDD_ID_MAX];
+	int current_rc;             /* 0, -ENOENT (missing), or broken */
+	int previous_rc;
+};
+int links_read(const char *app_root, struct links *l, char *why,
+    size_t whylen);
+int links_swap(const char *app_root, const char *name, const char *id);
+int links_remove(const char *app_root, const char *name);
+int links_restore(const char *app_root, const struct links *old);
+
+/* prune.c */
 int release_list(const char *app_root, char ***ids, size_t *n);
 void release_list_free(char **ids, size_t n);
 void prune_select(char *const *ids, size_t n, const char *current,
     const char *previous, unsigned keep, bool *remove);
 int release_remove(const char *app_root, const char *name);
-int release_prune(const struct zdd_config *cfg, unsigned *removed);
+int prune_releases(const struct zdd_config *cfg, unsigned *removed);
+int prune_run(const struct zdd_config *cfg);
+
+/* checkout.c */
 int release_resolve(const struct zdd_config *cfg, const char *rev,
     char *sha, size_t n);
 int release_checkout(const struct zdd_config *cfg, const char *sha,
     const char *id);
-int release_read_file(const char *app_root, const char *id,
-    const char *name, char *buf, size_t n);
 
 /* build.c */
 int build_run(const struct zdd_config *cfg, const char *id,
@@ -194,7 +217,6 @@ int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
 int rollback_run(const struct zdd_config *cfg, const char *id,
     const char *user);
 int restart_run(const struct zdd_config *cfg, const char *user);
-int prune_run(const struct zdd_config *cfg);
 
 /* branch.c */
 int branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,

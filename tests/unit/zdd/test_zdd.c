@@ -322,25 +322,28 @@ test_prune_select(void)
 static void
 test_symlink_swap(void)
 {
-	char root[300], target[300], link[340];
-	char id[ZDD_ID_MAX];
+	char root[300], target[300], link[340], why[1024];
+	struct links l;
 	ssize_t len;
 
 	snprintf(root, sizeof(root), "%s/swap", tmpdir);
 	sh("mkdir -p %s/releases/20260101000000-aaaaaaa "
 	    "%s/releases/20260102000000-bbbbbbb", root, root);
 	snprintf(link, sizeof(link), "%s/current", root);
-	ok(release_link_read(root, "current", id, sizeof(id)) == -ENOENT,
-	    "no current yet -> -ENOENT");
-	ok(release_link_swap(root, "current", "20260101000000-aaaaaaa") == 0,
+	ok(links_read(root, &l, why, sizeof(why)) == 0 &&
+	    l.current_rc == -ENOENT && l.current[0] == '\0' &&
+	    l.previous_rc == -ENOENT && why[0] == '\0',
+	    "no current, no previous yet -> -ENOENT each, no error");
+	ok(links_swap(root, "current", "20260101000000-aaaaaaa") == 0,
 	    "swap creates current");
 	len = readlink(link, target, sizeof(target) - 1);
 	target[len > 0 ? len : 0] = '\0';
 	ok(strcmp(target, "releases/20260101000000-aaaaaaa") == 0,
 	    "current is a relative link (%s)", target);
-	ok(release_link_swap(root, "current", "20260102000000-bbbbbbb") == 0 &&
-	    release_link_read(root, "current", id, sizeof(id)) == 0 &&
-	    strcmp(id, "20260102000000-bbbbbbb") == 0, "swap replaces current");
+	ok(links_swap(root, "current", "20260102000000-bbbbbbb") == 0 &&
+	    links_read(root, &l, why, sizeof(why)) == 0 &&
+	    strcmp(l.current, "20260102000000-bbbbbbb") == 0,
+	    "swap replaces current");
 	ok(sh("ls -A %s | grep -q new", root) != 0, "no temporary link left");
 	ok(sh("test -f %s/current/../../swap/current/. || test -d %s/current",
 	    root, root) == 0, "current resolves to a directory");
@@ -349,7 +352,7 @@ test_symlink_swap(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		for (int i = 0; i < 2000; i++)
-			release_link_swap(root, "current", i % 2 ?
+			links_swap(root, "current", i % 2 ?
 			    "20260101000000-aaaaaaa" : "20260102000000-bbbbbbb");
 		_exit(0);
 	}
@@ -364,8 +367,14 @@ test_symlink_swap(void)
 	ok(missing == 0, "current never missing during 2000 swaps "
 	    "(%d reads)", reads);
 	sh("ln -sfn /etc %s/previous", root);
-	ok(release_link_read(root, "previous", id, sizeof(id)) == -EINVAL,
-	    "a link outside releases/ is refused, not followed");
+	ok(links_read(root, &l, why, sizeof(why)) == -EINVAL &&
+	    l.previous_rc == -EINVAL && l.previous[0] == '\0' &&
+	    l.current_rc == 0 && strstr(why, "/previous points to '/etc'"),
+	    "a link outside releases/ is refused, not followed (%s)", why);
+	sh("ln -sfn /etc %s/current", root);
+	ok(links_read(root, &l, why, sizeof(why)) == -EINVAL &&
+	    strstr(why, "current points") && strstr(why, "; ") &&
+	    strstr(why, "previous points"), "both broken: both named");
 }
 
 static void
