@@ -24,7 +24,8 @@
 
 /* The branch's commit, "" when it does not exist. */
 static int
-branch_tip(const struct zdd_config *cfg, char *sha, size_t n)
+branch_tip(const struct zdd_config *cfg, char *sha, size_t n, char *why,
+    size_t whylen)
 {
 	char gitdir[ZDD_PATH_MAX + 16], ref[ZDD_REF_MAX + 16], out[256];
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
@@ -37,8 +38,11 @@ branch_tip(const struct zdd_config *cfg, char *sha, size_t n)
 	    "--quiet", "--end-of-options", ref, NULL };
 
 	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
+		snprintf(why, whylen, "cannot run %s: %m", cfg->git);
 		return rc;
+	}
 	out[strcspn(out, "\n")] = '\0';
 	if (!spawn_ok(status) || !sha_valid(out))
 		out[0] = '\0';
@@ -79,7 +83,7 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 	 * it then would let the second one deploy too. */
 	read_recorded(cfg, recorded, sizeof(recorded));
 	for (waited = 0;; waited += POLL_MS) {
-		rc = branch_tip(cfg, tip, sizeof(tip));
+		rc = branch_tip(cfg, tip, sizeof(tip), why, n);
 		if (rc < 0)
 			return rc;
 		if (recorded[0] == '\0' || strcmp(recorded, tip) == 0 ||
@@ -97,7 +101,8 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 }
 
 int
-branch_record(const struct zdd_config *cfg, const char *sha)
+branch_record(const struct zdd_config *cfg, const char *sha, char *why,
+    size_t n)
 {
 	char path[ZDD_PATH_MAX + 32], tmp[ZDD_PATH_MAX + 40];
 	int fd, rc = 0;
@@ -108,7 +113,8 @@ branch_record(const struct zdd_config *cfg, const char *sha)
 	    0644);
 	if (fd < 0) {
 		rc = -errno;
-		log_err("cannot record the deployed revision in %s: %m", tmp);
+		snprintf(why, n, "cannot record the deployed revision in %s: %m",
+		    tmp);
 		return rc;
 	}
 	if (dprintf(fd, "%s\n", sha) < 0 || fsync(fd) < 0)
@@ -119,7 +125,8 @@ branch_record(const struct zdd_config *cfg, const char *sha)
 		rc = -errno;
 	if (rc < 0) {
 		errno = -rc;
-		log_err("cannot record the deployed revision in %s: %m", path);
+		snprintf(why, n, "cannot record the deployed revision in %s: %m",
+		    path);
 		unlink(tmp);
 	}
 	return rc;

@@ -1,6 +1,7 @@
 /*
  * git: the pushed revision resolved, and checked out into a release
- * without a work tree or index in the bare repo.
+ * without a work tree or index in the bare repo.  Failures are a negative
+ * errno and a reason in why; the caller says it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,16 +29,16 @@ rev_acceptable(const char *rev)
 /* REV (NULL: tip of BRANCH) -> full commit sha. */
 int
 release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
-    size_t n)
+    size_t n, char *why, size_t whylen)
 {
 	char gitdir[ZDD_PATH_MAX + 16], spec[ZDD_REF_MAX + 32];
-	char out[256], why[64];
+	char out[256], status_text[64];
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
 	    .timeout_s = 60 };
 	int status, rc;
 
 	if (rev != NULL && !rev_acceptable(rev)) {
-		log_err("'%s' is not a revision", rev);
+		snprintf(why, whylen, "'%s' is not a revision", rev);
 		return -EINVAL;
 	}
 	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
@@ -50,13 +51,16 @@ release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
 	    "--quiet", "--end-of-options", spec, NULL };
 
 	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
+		snprintf(why, whylen, "cannot run %s: %m", cfg->git);
 		return rc;
+	}
 	out[strcspn(out, "\n")] = '\0';
 	if (!spawn_ok(status) || !sha_valid(out) || strlen(out) >= n) {
-		spawn_describe(status, why, sizeof(why));
-		log_err("no commit '%s' in %s (git rev-parse: %s)",
-		    rev ? rev : cfg->branch, cfg->repo, why);
+		spawn_describe(status, status_text, sizeof(status_text));
+		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: %s)",
+		    rev ? rev : cfg->branch, cfg->repo, status_text);
 		return -ENOENT;
 	}
 	snprintf(sha, n, "%s", out);
@@ -84,10 +88,10 @@ write_small_file(int dfd, const char *name, const char *content)
 
 static int
 checkout_tree(const struct zdd_config *cfg, const char *sha,
-    const char *dir, const char *index)
+    const char *dir, const char *index, char *why, size_t whylen)
 {
 	char gitdir[ZDD_PATH_MAX + 16], worktree[2 * ZDD_PATH_MAX];
-	char indexenv[2 * ZDD_PATH_MAX], why[64];
+	char indexenv[2 * ZDD_PATH_MAX], status_text[64];
 	char *env[] = { indexenv, NULL };
 	/* Background work like the build: it must not take CPU or disk
 	 * from the live app (the checkout of a big tree is mostly I/O). */
@@ -106,16 +110,19 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
 	rc = spawn_run(argv, &o, &status);
 	unlink(index);
 	if (rc == -ETIMEDOUT) {
-		log_err("git checkout of %s took more than %d s", sha,
-		    CHECKOUT_TIMEOUT_S);
+		snprintf(why, whylen, "git checkout of %s took more than %d s",
+		    sha, CHECKOUT_TIMEOUT_S);
 		return rc;
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
+		snprintf(why, whylen, "cannot run %s: %m", cfg->git);
 		return rc;
+	}
 	if (!spawn_ok(status)) {
-		spawn_describe(status, why, sizeof(why));
-		log_err("git checkout of %s into %s failed (%s)", sha, dir,
-		    why);
+		spawn_describe(status, status_text, sizeof(status_text));
+		snprintf(why, whylen, "git checkout of %s into %s failed (%s)",
+		    sha, dir, status_text);
 		return -EIO;
 	}
 	return 0;
@@ -130,7 +137,7 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
  */
 int
 release_checkout(const struct zdd_config *cfg, const char *sha,
-    const char *id)
+    const char *id, char *why, size_t whylen)
 {
 	char releases[ZDD_RELEASE_PATH_MAX], tmp[ZDD_RELEASE_PATH_MAX];
 	char final[ZDD_RELEASE_PATH_MAX], index[ZDD_RELEASE_PATH_MAX];
@@ -146,26 +153,27 @@ release_checkout(const struct zdd_config *cfg, const char *sha,
 	    release_path(cfg->app_root, id, NULL, final, sizeof(final)) < 0 ||
 	    release_path(cfg->app_root, indexname, NULL, index,
 	    sizeof(index)) < 0) {
-		log_err("cannot check out %s: APP_ROOT too long", id);
+		snprintf(why, whylen, "cannot check out %s: APP_ROOT too long",
+		    id);
 		return -ENAMETOOLONG;
 	}
 	if (mkdir(releases, 0755) < 0 && errno != EEXIST) {
 		rc = -errno;
-		log_err("cannot create %s: %m", releases);
+		snprintf(why, whylen, "cannot create %s: %m", releases);
 		return rc;
 	}
 	if (mkdir(tmp, 0755) < 0) {
 		rc = -errno;
-		log_err("cannot create release %s: %m", tmp);
+		snprintf(why, whylen, "cannot create release %s: %m", tmp);
 		return rc;
 	}
-	rc = checkout_tree(cfg, sha, tmp, index);
+	rc = checkout_tree(cfg, sha, tmp, index, why, whylen);
 	if (rc < 0)
 		goto fail;
 	dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		rc = -errno;
-		log_err("cannot open %s: %m", tmp);
+		snprintf(why, whylen, "cannot open %s: %m", tmp);
 		goto fail;
 	}
 	snprintf(line, sizeof(line), "%s\n", sha);
@@ -176,14 +184,15 @@ release_checkout(const struct zdd_config *cfg, const char *sha,
 	}
 	if (rc < 0) {
 		errno = -rc;
-		log_err("cannot write REVISION/RELEASE in %s: %m", tmp);
+		snprintf(why, whylen, "cannot write REVISION/RELEASE in %s: %m",
+		    tmp);
 		goto fail;
 	}
 	close(dfd);
 	dfd = -1;
 	if (rename(tmp, final) < 0) {
 		rc = -errno;
-		log_err("cannot rename %s to %s: %m", tmp, final);
+		snprintf(why, whylen, "cannot rename %s to %s: %m", tmp, final);
 		goto fail;
 	}
 	return 0;

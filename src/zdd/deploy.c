@@ -162,10 +162,25 @@ finish(struct run *r, int code)
 	return code;
 }
 
-static void
+/* systemctl VERB UNIT1 [UNIT2]; a failure is said here, once. */
+static int
+systemctl(const struct run *r, unsigned timeout_s, const char *verb,
+    const char *unit1, const char *unit2)
+{
+	char why[ZDD_WHY_MAX];
+	int rc;
+
+	rc = units_run(r->cfg, timeout_s, verb, unit1, unit2, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
+}
+
+/* The side instance drains its in-flight requests and exits. */
+static int
 stop_side(struct run *r)
 {
-	units_run(r->cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
+	return systemctl(r, STOP_TIMEOUT_S, "stop", r->side_unit,
 	    r->side_probe_unit);
 }
 
@@ -198,9 +213,13 @@ fail(struct run *r, int code, enum undo undo)
 static int
 lock_step(struct run *r)
 {
+	char why[ZDD_WHY_MAX];
 	int rc;
 
-	rc = lock_acquire(r->cfg->app_root, r->cfg->lock_timeout, &r->lock_fd);
+	rc = lock_acquire(r->cfg->app_root, r->cfg->lock_timeout, &r->lock_fd,
+	    why, sizeof(why));
+	if (rc < 0 && why[0] != '\0')
+		log_err("%s", why);
 	if (rc < 0)
 		snprintf(r->reason, sizeof(r->reason), rc == -ETIMEDOUT ?
 		    "another deploy holds the lock" : rc == -ECANCELED ?
@@ -224,7 +243,7 @@ take_lock(struct run *r)
 static int
 read_links(struct run *r)
 {
-	char why[2 * ZDD_LINE_MAX];
+	char why[ZDD_WHY_MAX];
 	int rc;
 
 	rc = links_read(r->cfg->app_root, &r->old, why, sizeof(why));
@@ -239,24 +258,26 @@ checkout_step(struct run *r)
 {
 	const struct zdd_config *cfg = r->cfg;
 	const struct deploy_request *rq = r->rq;
+	char why[ZDD_WHY_MAX] = "";
 	int rc;
 
 	rc = read_links(r);
-	if (rc == 0 && rq->expect_old != NULL) {
+	/* A moved branch is the reason itself, said in the final line. */
+	if (rc == 0 && rq->expect_old != NULL)
 		rc = branch_check_unmoved(cfg, rq->expect_old, r->reason,
 		    sizeof(r->reason));
-		if (rc < 0 && r->reason[0] != '\0')
-			log_err("%s", r->reason);
-	}
 	if (rc == 0)
-		rc = release_resolve(cfg, rq->rev, r->sha, sizeof(r->sha));
+		rc = release_resolve(cfg, rq->rev, r->sha, sizeof(r->sha), why,
+		    sizeof(why));
 	if (rc == 0)
 		rc = release_id_pick(cfg->app_root, r->sha, r->id,
-		    sizeof(r->id));
+		    sizeof(r->id), why, sizeof(why));
 	if (rc == 0 && !interrupted(r, "checkout"))
-		rc = release_checkout(cfg, r->sha, r->id);
+		rc = release_checkout(cfg, r->sha, r->id, why, sizeof(why));
 	else if (rc == 0)
 		rc = -ECANCELED;
+	if (why[0] != '\0')
+		log_err("%s", why);
 	if (rc < 0 && r->reason[0] == '\0')
 		snprintf(r->reason, sizeof(r->reason), "cannot check out %s",
 		    rq->rev ? rq->rev : cfg->branch);
@@ -278,8 +299,7 @@ start_side(struct run *r)
 {
 	int rc;
 
-	rc = units_run(r->cfg, r->cfg->ready_timeout, "start", r->side_unit,
-	    NULL);
+	rc = systemctl(r, r->cfg->ready_timeout, "start", r->side_unit, NULL);
 	if (rc == -ETIMEDOUT)
 		snprintf(r->reason, sizeof(r->reason), "%s did not become "
 		    "ready within %u s (READY_TIMEOUT); journal above",
@@ -306,13 +326,16 @@ static int
 swap_links(struct run *r)
 {
 	const char *root = r->cfg->app_root;
+	char why[ZDD_WHY_MAX] = "";
 	int rc = 0;
 
 	if (r->old.current[0] && strcmp(r->old.current, r->id) != 0)
-		rc = links_swap(root, "previous", r->old.current);
+		rc = links_swap(root, "previous", r->old.current, why,
+		    sizeof(why));
 	if (rc == 0)
-		rc = links_swap(root, "current", r->id);
+		rc = links_swap(root, "current", r->id, why, sizeof(why));
 	if (rc < 0) {
+		log_err("%s", why);
 		snprintf(r->reason, sizeof(r->reason),
 		    "cannot swap the current link");
 		return rc;
@@ -324,8 +347,8 @@ swap_links(struct run *r)
 static int
 restart_main_unit(const struct run *r)
 {
-	return units_run(r->cfg, r->cfg->ready_timeout + RESTART_EXTRA_S,
-	    "restart", r->main_unit, NULL);
+	return systemctl(r, r->cfg->ready_timeout + RESTART_EXTRA_S, "restart",
+	    r->main_unit, NULL);
 }
 
 static int
@@ -359,12 +382,17 @@ verify_main(struct run *r)
 	return main_healthy(r, r->reason, sizeof(r->reason));
 }
 
-/* The side instance drains its in-flight requests and exits. */
+/* current and previous as the run found them. */
 static int
-drain_side(struct run *r)
+restore_links(struct run *r)
 {
-	return units_run(r->cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
-	    r->side_probe_unit);
+	char why[ZDD_WHY_MAX];
+	int rc;
+
+	rc = links_restore(r->cfg->app_root, &r->old, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
 }
 
 /*
@@ -385,7 +413,7 @@ fail_after_swap(struct run *r)
 		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
 	log_info("-----> restoring %s", live_text(r->old.current));
-	if (links_restore(r->cfg->app_root, &r->old) < 0) {
+	if (restore_links(r) < 0) {
 		snprintf(r->final, sizeof(r->final), "cannot restore the "
 		    "current/previous links; %s left running to keep serving "
 		    "%s", r->side_unit, r->id);
@@ -435,13 +463,13 @@ handover(struct run *r)
 	signal(SIGTERM, SIG_IGN);
 
 	if (r->action != ACT_RESTART && step(r, "swap", swap_links) < 0) {
-		links_restore(cfg->app_root, &r->old);
+		restore_links(r);
 		return fail(r, ZDD_EXIT_FAILED, UNDO_ALL);
 	}
 	if (step(r, "restart", restart_main) < 0 ||
 	    step(r, "verify", verify_main) < 0)
 		return fail_after_swap(r);
-	if (step(r, "drain", drain_side) < 0)
+	if (step(r, "drain", stop_side) < 0)
 		log_warn("%s did not stop cleanly; the new release is live "
 		    "anyway", r->side_unit);
 	/* One left running by an earlier failed restore (exit 5) would serve
@@ -459,6 +487,7 @@ prune_step(struct run *r)
 int
 deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 {
+	char why[ZDD_WHY_MAX];
 	struct run r;
 	int rc;
 
@@ -490,8 +519,9 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	else if (r.pruned > 0)
 		log_info("       removed %u old release%s", r.pruned,
 		    r.pruned == 1 ? "" : "s");
-	if (rq->expect_old != NULL)
-		branch_record(cfg, r.sha);
+	if (rq->expect_old != NULL &&
+	    branch_record(cfg, r.sha, why, sizeof(why)) < 0)
+		log_err("%s", why);
 	return finish(&r, ZDD_EXIT_OK);
 }
 

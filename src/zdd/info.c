@@ -13,7 +13,7 @@
 int
 releases_show(const struct zdd_config *cfg)
 {
-	char rev[ZDD_SHA_MAX + 2], why[2 * ZDD_LINE_MAX];
+	char rev[ZDD_SHA_MAX + 2], why[ZDD_WHY_MAX];
 	struct links l;
 	char **ids;
 	size_t n;
@@ -42,7 +42,7 @@ int
 status_show(const struct zdd_config *cfg)
 {
 	char rev[ZDD_SHA_MAX + 2] = "?", since[64] = "?";
-	char why[2 * ZDD_LINE_MAX];
+	char why[ZDD_WHY_MAX];
 	char link[ZDD_PATH_MAX + 16], sock[ZDD_PATH_MAX + 96], unit[128];
 	static const char *const kinds[] = { "socket", "main", "probe" };
 	struct links l;

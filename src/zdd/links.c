@@ -3,9 +3,14 @@
  *
  *   APP_ROOT/current   -> releases/<id>   relative symlinks, each replaced
  *   APP_ROOT/previous  -> releases/<id>   by rename(2) of a fresh one
+ *
+ * Failures are a negative errno and a reason in why, the caller says it.
+ * links_read() and links_restore() start why afresh; links_swap() and
+ * links_remove() add to what it holds ("; " between).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,15 +20,25 @@
 #define LINK_PREFIX     "releases/"
 #define LINK_PREFIX_LEN (sizeof(LINK_PREFIX) - 1)
 
-/* Append one more problem to why ("a; b" when both links are bad). */
-static void
-add_why(char *why, size_t whylen, const char *what)
+/* Append one more problem to why ("a; b" when two things failed). */
+static void __attribute__((format(printf, 3, 4)))
+add_why(char *why, size_t whylen, const char *fmt, ...)
 {
 	size_t len = strlen(why);
+	int saved = errno;
+	va_list ap;
 
-	if (len < whylen)
-		snprintf(why + len, whylen - len, "%s%s", len ? "; " : "",
-		    what);
+	if (len + 2 >= whylen)
+		return;
+	if (len > 0) {
+		memcpy(why + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	errno = saved;  /* keep %m meaningful */
+	vsnprintf(why + len, whylen - len, fmt, ap);  /* NOLINT(clang-analyzer-valist.Uninitialized): as in log.c */
+	va_end(ap);
+	errno = saved;
 }
 
 static int
@@ -31,7 +46,6 @@ link_read(const char *app_root, const char *name, char *id, size_t n,
     char *why, size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32], target[ZDD_PATH_MAX];
-	char what[3 * ZDD_PATH_MAX];
 	ssize_t len;
 	int rc;
 
@@ -40,20 +54,16 @@ link_read(const char *app_root, const char *name, char *id, size_t n,
 	len = readlink(path, target, sizeof(target) - 1);
 	if (len < 0) {
 		rc = -errno;
-		if (rc != -ENOENT) {
-			snprintf(what, sizeof(what), "cannot read link %s: %m",
-			    path);
-			add_why(why, whylen, what);
-		}
+		if (rc != -ENOENT)
+			add_why(why, whylen, "cannot read link %s: %m", path);
 		return rc;
 	}
 	target[len] = '\0';
 	if (strncmp(target, LINK_PREFIX, LINK_PREFIX_LEN) != 0 ||
 	    !release_id_valid(target + LINK_PREFIX_LEN) ||
 	    strlen(target + LINK_PREFIX_LEN) >= n) {
-		snprintf(what, sizeof(what), "%s points to '%s', not "
-		    "releases/<id>; fix it by hand", path, target);
-		add_why(why, whylen, what);
+		add_why(why, whylen, "%s points to '%s', not releases/<id>; "
+		    "fix it by hand", path, target);
 		return -EINVAL;
 	}
 	snprintf(id, n, "%s", target + LINK_PREFIX_LEN);
@@ -84,7 +94,8 @@ links_read(const char *app_root, struct links *l, char *why, size_t whylen)
 /* A fresh symlink renamed over the old: readers see old or new, never
  * nothing (ln -sf unlinks first). */
 int
-links_swap(const char *app_root, const char *name, const char *id)
+links_swap(const char *app_root, const char *name, const char *id,
+    char *why, size_t whylen)
 {
 	char tmp[64], target[ZDD_ID_MAX + 16];
 	int dfd, rc = 0;
@@ -92,24 +103,27 @@ links_swap(const char *app_root, const char *name, const char *id)
 	dfd = open(app_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		rc = -errno;
-		log_err("cannot open %s: %m", app_root);
+		add_why(why, whylen, "cannot open %s: %m", app_root);
 		return rc;
 	}
 	snprintf(tmp, sizeof(tmp), ".%s.new.%ld", name, (long)getpid());
 	snprintf(target, sizeof(target), LINK_PREFIX "%s", id);
 	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT) {
 		rc = -errno;
-		log_err("cannot remove %s/%s: %m", app_root, tmp);
+		add_why(why, whylen, "cannot remove %s/%s: %m", app_root,
+		    tmp);
 		goto out;
 	}
 	if (symlinkat(target, dfd, tmp) < 0) {
 		rc = -errno;
-		log_err("cannot create link %s/%s: %m", app_root, tmp);
+		add_why(why, whylen, "cannot create link %s/%s: %m",
+		    app_root, tmp);
 		goto out;
 	}
 	if (renameat(dfd, tmp, dfd, name) < 0) {
 		rc = -errno;
-		log_err("cannot rename %s/%s to %s: %m", app_root, tmp, name);
+		add_why(why, whylen, "cannot rename %s/%s to %s: %m",
+		    app_root, tmp, name);
 		unlinkat(dfd, tmp, 0);
 		goto out;
 	}
@@ -121,7 +135,8 @@ out:
 }
 
 int
-links_remove(const char *app_root, const char *name)
+links_remove(const char *app_root, const char *name, char *why,
+    size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32];
 	int rc;
@@ -129,7 +144,7 @@ links_remove(const char *app_root, const char *name)
 	snprintf(path, sizeof(path), "%s/%s", app_root, name);
 	if (unlink(path) < 0 && errno != ENOENT) {
 		rc = -errno;
-		log_err("cannot remove %s: %m", path);
+		add_why(why, whylen, "cannot remove %s: %m", path);
 		return rc;
 	}
 	return 0;
@@ -137,18 +152,22 @@ links_remove(const char *app_root, const char *name)
 
 /* Put both links back as links_read() found them ("" = no link). */
 int
-links_restore(const char *app_root, const struct links *old)
+links_restore(const char *app_root, const struct links *old, char *why,
+    size_t whylen)
 {
 	int rc = 0;
 
+	if (whylen > 0)
+		why[0] = '\0';
 	if (old->current[0] == '\0')
-		return links_remove(app_root, "current");
-	if (links_swap(app_root, "current", old->current) < 0)
+		return links_remove(app_root, "current", why, whylen);
+	if (links_swap(app_root, "current", old->current, why, whylen) < 0)
 		rc = -EIO;
 	if (old->previous[0] != '\0') {
-		if (links_swap(app_root, "previous", old->previous) < 0)
+		if (links_swap(app_root, "previous", old->previous, why,
+		    whylen) < 0)
 			rc = -EIO;
-	} else if (links_remove(app_root, "previous") < 0) {
+	} else if (links_remove(app_root, "previous", why, whylen) < 0) {
 		rc = -EIO;
 	}
 	return rc;

@@ -189,7 +189,7 @@ remove_unfinished(const char *app_root)
 int
 prune_releases(const struct zdd_config *cfg, unsigned *removed)
 {
-	char why[2 * ZDD_LINE_MAX];
+	char why[ZDD_WHY_MAX];
 	struct links l;
 	char **ids;
 	bool *remove = NULL;
@@ -235,10 +235,14 @@ out:
 int
 prune_run(const struct zdd_config *cfg)
 {
+	char why[ZDD_WHY_MAX];
 	unsigned removed = 0;
 	int fd, rc;
 
-	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd);
+	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd, why,
+	    sizeof(why));
+	if (rc < 0 && why[0] != '\0')
+		log_err("%s", why);
 	if (rc < 0)
 		return rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED;
 	rc = prune_releases(cfg, &removed);

@@ -64,22 +64,28 @@ entry_free(const char *app_root, const char *entry)
  * Ids stay sortable; we run under the deploy lock, so this is race-free.
  */
 int
-release_id_pick(const char *app_root, const char *sha, char *out, size_t n)
+release_id_pick(const char *app_root, const char *sha, char *out, size_t n,
+    char *why, size_t whylen)
 {
 	char tmpname[ZDD_ID_MAX + 8];
 	time_t t = time(NULL);
 	int rc;
 
 	for (int tries = 0; tries < 600; tries++, t++) {
-		if (release_id_make(t, sha, out, n) < 0)
+		if (release_id_make(t, sha, out, n) < 0) {
+			snprintf(why, whylen, "cannot make a release id of "
+			    "'%.7s'", sha);
 			return -EINVAL;
+		}
 		snprintf(tmpname, sizeof(tmpname), "%s.tmp", out);
 		if ((rc = entry_free(app_root, out)) < 0 ||
-		    (rc == 1 && (rc = entry_free(app_root, tmpname)) < 0))
+		    (rc == 1 && (rc = entry_free(app_root, tmpname)) < 0)) {
+			snprintf(why, whylen, "release path too long (APP_ROOT)");
 			return rc;
+		}
 		if (rc == 1)
 			return 0;
 	}
-	log_err("cannot find a free release id for %.7s", sha);
+	snprintf(why, whylen, "cannot find a free release id for %.7s", sha);
 	return -EEXIST;
 }

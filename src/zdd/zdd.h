@@ -34,6 +34,13 @@ enum zdd_exit {
 #define ZDD_ID_MAX     32   /* YYYYmmddHHMMSS-abcdef1 is 22 */
 #define ZDD_STEPS_MAX  16
 
+/*
+ * The error rule: a function that fails returns a negative errno and, where
+ * it takes one, says why in a buffer (why/whylen); only the caller that
+ * decides what the failure means logs it, once.
+ */
+#define ZDD_WHY_MAX 4096
+
 /* config.c */
 struct zdd_config {
 	char app[ZDD_NAME_MAX + 1];
@@ -97,7 +104,8 @@ int privdrop(const char *user);
 int env_sanitize(void);
 
 /* lock.c */
-int lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out);
+int lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
+    char *why, size_t whylen);
 void lock_release(int fd);
 
 /* refline.c */
@@ -114,7 +122,7 @@ bool sha_valid(const char *sha);
 int release_id_make(time_t t, const char *sha, char *out, size_t n);
 bool release_id_valid(const char *id);
 int release_id_pick(const char *app_root, const char *sha, char *out,
-    size_t n);
+    size_t n, char *why, size_t whylen);
 
 /* release_path.c */
 #define ZDD_RELEASE_PATH_MAX (ZDD_PATH_MAX + 128)
@@ -133,9 +141,12 @@ struct links {
 };
 int links_read(const char *app_root, struct links *l, char *why,
     size_t whylen);
-int links_swap(const char *app_root, const char *name, const char *id);
-int links_remove(const char *app_root, const char *name);
-int links_restore(const char *app_root, const struct links *old);
+int links_swap(const char *app_root, const char *name, const char *id,
+    char *why, size_t whylen);
+int links_remove(const char *app_root, const char *name, char *why,
+    size_t whylen);
+int links_restore(const char *app_root, const struct links *old, char *why,
+    size_t whylen);
 
 /* prune.c */
 int release_list(const char *app_root, char ***ids, size_t *n);
@@ -148,9 +159,9 @@ int prune_run(const struct zdd_config *cfg);
 
 /* checkout.c */
 int release_resolve(const struct zdd_config *cfg, const char *rev,
-    char *sha, size_t n);
+    char *sha, size_t n, char *why, size_t whylen);
 int release_checkout(const struct zdd_config *cfg, const char *sha,
-    const char *id);
+    const char *id, char *why, size_t whylen);
 
 /* build.c */
 int build_run(const struct zdd_config *cfg, const char *id,
@@ -160,7 +171,8 @@ int build_run(const struct zdd_config *cfg, const char *id,
 int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n);
 int units_run(const struct zdd_config *cfg, unsigned timeout_s,
-    const char *verb, const char *unit1, const char *unit2);
+    const char *verb, const char *unit1, const char *unit2, char *why,
+    size_t whylen);
 void units_reset_failed(const struct zdd_config *cfg, const char *unit1,
     const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
@@ -221,7 +233,8 @@ int restart_run(const struct zdd_config *cfg, const char *user);
 /* branch.c */
 int branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
     char *why, size_t n);
-int branch_record(const struct zdd_config *cfg, const char *sha);
+int branch_record(const struct zdd_config *cfg, const char *sha, char *why,
+    size_t n);
 
 /* info.c */
 int releases_show(const struct zdd_config *cfg);
