@@ -27,27 +27,18 @@ static int
 branch_tip(const struct zdd_config *cfg, char *sha, size_t n, char *why,
     size_t whylen)
 {
-	char gitdir[ZDD_PATH_MAX + 16], ref[ZDD_REF_MAX + 16], out[256];
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .timeout_s = 60 };
-	int status, rc;
+	char ref[ZDD_REF_MAX + 16], said[ZDD_WHY_MAX];
+	int rc;
 
-	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
 	snprintf(ref, sizeof(ref), "refs/heads/%s", cfg->branch);
-	char *argv[] = { (char *)cfg->git, gitdir, "rev-parse", "--verify",
-	    "--quiet", "--end-of-options", ref, NULL };
-
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0) {
-		errno = -rc;
-		snprintf(why, whylen, "cannot run %s: %m", cfg->git);
-		return rc;
+	rc = git_rev_parse(cfg, ref, sha, n, said, sizeof(said));
+	if (rc == -ENOENT) {
+		sha[0] = '\0';
+		return 0;
 	}
-	out[strcspn(out, "\n")] = '\0';
-	if (!spawn_ok(status) || !sha_valid(out))
-		out[0] = '\0';
-	snprintf(sha, n, "%s", out);
-	return 0;
+	if (rc < 0)
+		snprintf(why, whylen, "%s", said);
+	return rc;
 }
 
 static void

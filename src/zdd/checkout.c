@@ -26,30 +26,22 @@ rev_acceptable(const char *rev)
 	return true;
 }
 
-/* REV (NULL: tip of BRANCH) -> full commit sha. */
+/*
+ * git rev-parse --verify SPEC: the commit in sha.  -ENOENT when there is
+ * none (why: what git said), another negative errno when git cannot run.
+ */
 int
-release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
+git_rev_parse(const struct zdd_config *cfg, const char *spec, char *sha,
     size_t n, char *why, size_t whylen)
 {
-	char gitdir[ZDD_PATH_MAX + 16], spec[ZDD_REF_MAX + 32];
-	char out[256], status_text[64];
+	char gitdir[ZDD_PATH_MAX + 16], out[256];
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
 	    .timeout_s = 60 };
+	char *argv[] = { (char *)cfg->git, gitdir, "rev-parse", "--verify",
+	    "--quiet", "--end-of-options", (char *)spec, NULL };
 	int status, rc;
 
-	if (rev != NULL && !rev_acceptable(rev)) {
-		snprintf(why, whylen, "'%s' is not a revision", rev);
-		return -EINVAL;
-	}
 	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
-	if (rev == NULL)
-		snprintf(spec, sizeof(spec), "refs/heads/%s^{commit}",
-		    cfg->branch);
-	else
-		snprintf(spec, sizeof(spec), "%s^{commit}", rev);
-	char *argv[] = { (char *)cfg->git, gitdir, "rev-parse", "--verify",
-	    "--quiet", "--end-of-options", spec, NULL };
-
 	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
 	if (rc < 0) {
 		errno = -rc;
@@ -58,13 +50,37 @@ release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
 	}
 	out[strcspn(out, "\n")] = '\0';
 	if (!spawn_ok(status) || !sha_valid(out) || strlen(out) >= n) {
-		spawn_describe(status, status_text, sizeof(status_text));
-		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: %s)",
-		    rev ? rev : cfg->branch, cfg->repo, status_text);
+		spawn_describe(status, why, whylen);
 		return -ENOENT;
 	}
 	snprintf(sha, n, "%s", out);
 	return 0;
+}
+
+/* REV (NULL: tip of BRANCH) -> full commit sha. */
+int
+release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
+    size_t n, char *why, size_t whylen)
+{
+	char spec[ZDD_REF_MAX + 32], said[64];
+	int rc;
+
+	if (rev != NULL && !rev_acceptable(rev)) {
+		snprintf(why, whylen, "'%s' is not a revision", rev);
+		return -EINVAL;
+	}
+	if (rev == NULL)
+		snprintf(spec, sizeof(spec), "refs/heads/%s^{commit}",
+		    cfg->branch);
+	else
+		snprintf(spec, sizeof(spec), "%s^{commit}", rev);
+	rc = git_rev_parse(cfg, spec, sha, n, why, whylen);
+	if (rc == -ENOENT) {
+		snprintf(said, sizeof(said), "%s", why);
+		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: %s)",
+		    rev ? rev : cfg->branch, cfg->repo, said);
+	}
+	return rc;
 }
 
 static int

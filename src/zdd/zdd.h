@@ -158,6 +158,8 @@ int prune_releases(const struct zdd_config *cfg, unsigned *removed);
 int prune_run(const struct zdd_config *cfg);
 
 /* checkout.c */
+int git_rev_parse(const struct zdd_config *cfg, const char *spec, char *sha,
+    size_t n, char *why, size_t whylen);
 int release_resolve(const struct zdd_config *cfg, const char *rev,
     char *sha, size_t n, char *why, size_t whylen);
 int release_checkout(const struct zdd_config *cfg, const char *sha,
