@@ -20,12 +20,13 @@
 /* What a command was given on the command line. */
 struct invocation {
 	const char *arg;           /* REV or ID; NULL when not given */
-	const char *option_value;  /* the command's option; NULL when not given */
+	const char *option_value;  /* its option's value; NULL when not given */
 	const char *user;          /* who asked, for the history */
 };
 
 typedef int command_fn(const struct zdd_config *cfg,
     const struct invocation *inv);
+typedef int config_fn(const struct zdd_config *cfg);
 
 struct command {
 	const char *name;
@@ -34,11 +35,11 @@ struct command {
 	bool takes_arg;        /* one optional argument (REV, ID) */
 	const char *option;    /* the one option it takes, with a value */
 	size_t option_max;     /* the value's size limit, with the NUL */
-	command_fn *run;
+	command_fn *run;       /* one of these two */
+	config_fn *run_cfg;    /* needs nothing but the configuration */
 };
 
-static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart,
-    cmd_releases, cmd_status, cmd_prune, cmd_logs_serve;
+static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart;
 
 static const struct command commands[] = {
 	{ .name = "hook", .run = cmd_hook,
@@ -53,13 +54,13 @@ static const struct command commands[] = {
 	    .help = "hand back to the previous (or the named) release" },
 	{ .name = "restart", .run = cmd_restart,
 	    .help = "hand over onto the current release (no rebuild)" },
-	{ .name = "releases", .run = cmd_releases,
+	{ .name = "releases", .run_cfg = releases_show,
 	    .help = "list releases, marking current and previous" },
-	{ .name = "status", .run = cmd_status,
+	{ .name = "status", .run_cfg = status_show,
 	    .help = "live release, unit states, health" },
-	{ .name = "prune", .run = cmd_prune,
+	{ .name = "prune", .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },
-	{ .name = "logs-serve", .run = cmd_logs_serve,
+	{ .name = "logs-serve", .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"
 	    "the app's journal on stdin/stdout" },
 };
@@ -234,34 +235,6 @@ cmd_restart(const struct zdd_config *cfg, const struct invocation *inv)
 	return restart_run(cfg, inv->user);
 }
 
-static int
-cmd_releases(const struct zdd_config *cfg, const struct invocation *inv)
-{
-	(void)inv;
-	return releases_show(cfg);
-}
-
-static int
-cmd_status(const struct zdd_config *cfg, const struct invocation *inv)
-{
-	(void)inv;
-	return status_show(cfg);
-}
-
-static int
-cmd_prune(const struct zdd_config *cfg, const struct invocation *inv)
-{
-	(void)inv;
-	return prune_run(cfg);
-}
-
-static int
-cmd_logs_serve(const struct zdd_config *cfg, const struct invocation *inv)
-{
-	(void)inv;
-	return logs_serve(cfg);
-}
-
 /*
  * A hook inherits whatever descriptors git (or a shell) had open; none of
  * them may reach the build, git or systemctl.
@@ -369,7 +342,7 @@ main(int argc, char *argv[])
 		return ZDD_EXIT_FAILED;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	rc = cmd->run(&cfg, &inv);
+	rc = cmd->run ? cmd->run(&cfg, &inv) : cmd->run_cfg(&cfg);
 	curl_global_cleanup();
 	return rc;
 }
