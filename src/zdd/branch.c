@@ -104,8 +104,8 @@ branch_record(const struct zdd_config *cfg, const char *sha, char *why,
 	    0644);
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(why, n, "cannot record the deployed revision in %s: %m",
-		    tmp);
+		snprintf(why, n, "cannot record the deployed revision in "
+		    "%s: %m", tmp);
 		return rc;
 	}
 	if (dprintf(fd, "%s\n", sha) < 0 || fsync(fd) < 0)
@@ -116,8 +116,8 @@ branch_record(const struct zdd_config *cfg, const char *sha, char *why,
 		rc = -errno;
 	if (rc < 0) {
 		errno = -rc;
-		snprintf(why, n, "cannot record the deployed revision in %s: %m",
-		    path);
+		snprintf(why, n, "cannot record the deployed revision in "
+		    "%s: %m", path);
 		unlink(tmp);
 	}
 	return rc;

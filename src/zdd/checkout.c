@@ -77,8 +77,8 @@ release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
 	rc = git_rev_parse(cfg, spec, sha, n, why, whylen);
 	if (rc == -ENOENT) {
 		snprintf(said, sizeof(said), "%s", why);
-		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: %s)",
-		    rev ? rev : cfg->branch, cfg->repo, said);
+		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: "
+		    "%s)", rev ? rev : cfg->branch, cfg->repo, said);
 	}
 	return rc;
 }

@@ -80,7 +80,8 @@ release_id_pick(const char *app_root, const char *sha, char *out, size_t n,
 		snprintf(tmpname, sizeof(tmpname), "%s.tmp", out);
 		if ((rc = entry_free(app_root, out)) < 0 ||
 		    (rc == 1 && (rc = entry_free(app_root, tmpname)) < 0)) {
-			snprintf(why, whylen, "release path too long (APP_ROOT)");
+			snprintf(why, whylen, "release path too long "
+			    "(APP_ROOT)");
 			return rc;
 		}
 		if (rc == 1)

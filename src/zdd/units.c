@@ -161,9 +161,9 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 			continue;
 		}
 		log_info("       stopping stray %s", unit);
-		if (unit_name(cfg, "side-probe", id, probe, sizeof(probe)) == 0 &&
-		    units_run(cfg, 120, "stop", unit, probe, why,
-		    sizeof(why)) < 0)
+		if (unit_name(cfg, "side-probe", id, probe,
+		    sizeof(probe)) == 0 && units_run(cfg, 120, "stop", unit,
+		    probe, why, sizeof(why)) < 0)
 			log_err("%s", why);
 	}
 	return (int)count;

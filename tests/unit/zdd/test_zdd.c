@@ -411,18 +411,22 @@ test_checkout(void)
 	sh("mkdir -p %s/root/shared && echo SECRET=1 > %s/root/shared/.env",
 	    dir, dir);
 
-	ok(release_resolve(&c, NULL, sha, sizeof(sha), WHY) == 0 && sha_valid(sha),
+	ok(release_resolve(&c, NULL, sha, sizeof(sha), WHY) == 0 &&
+	    sha_valid(sha),
 	    "tip of main resolved (%.12s)", sha);
 	ok(release_resolve(&c, "main~1", first, sizeof(first), WHY) == 0 &&
 	    strcmp(first, sha) != 0, "main~1 resolved");
-	ok(release_resolve(&c, "nosuchbranch", buf, sizeof(buf), WHY) == -ENOENT &&
+	ok(release_resolve(&c, "nosuchbranch", buf, sizeof(buf), WHY) ==
+	    -ENOENT &&
 	    strstr(why, "no commit 'nosuchbranch'"),
 	    "unknown revision -> -ENOENT");
 	ok(release_resolve(&c, "--upload-pack=evil", buf, sizeof(buf), WHY) ==
-	    -EINVAL && strstr(why, "is not a revision"), "option-looking revision refused");
+	    -EINVAL && strstr(why, "is not a revision"),
+	    "option-looking revision refused");
 
 	ok(release_id_pick(c.app_root, sha, id, sizeof(id), WHY) == 0 &&
-	    release_checkout(&c, sha, id, WHY) == 0, "checkout into releases/%s", id);
+	    release_checkout(&c, sha, id, WHY) == 0,
+	    "checkout into releases/%s", id);
 	snprintf(path, sizeof(path), "%s/releases/%s", c.app_root, id);
 	ok(!exists("%s.tmp", path) && exists("%s/Makefile", path),
 	    "renamed from .tmp to the final id");
