@@ -24,26 +24,21 @@
 
 /* The branch's commit, "" when it does not exist. */
 static int
-branch_tip(const struct zdd_config *cfg, char *sha, size_t n)
+branch_tip(const struct zdd_config *cfg, char *sha, size_t n, char *why,
+    size_t whylen)
 {
-	char gitdir[ZDD_PATH_MAX + 16], ref[ZDD_REF_MAX + 16], out[256];
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .timeout_s = 60 };
-	int status, rc;
+	char ref[ZDD_REF_MAX + 16], said[ZDD_WHY_MAX];
+	int rc;
 
-	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
 	snprintf(ref, sizeof(ref), "refs/heads/%s", cfg->branch);
-	char *argv[] = { (char *)cfg->git, gitdir, "rev-parse", "--verify",
-	    "--quiet", "--end-of-options", ref, NULL };
-
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	rc = git_rev_parse(cfg, ref, sha, n, said, sizeof(said));
+	if (rc == -ENOENT) {
+		sha[0] = '\0';
+		return 0;
+	}
 	if (rc < 0)
-		return rc;
-	out[strcspn(out, "\n")] = '\0';
-	if (!spawn_ok(status) || !sha_valid(out))
-		out[0] = '\0';
-	snprintf(sha, n, "%s", out);
-	return 0;
+		snprintf(why, whylen, "%s", said);
+	return rc;
 }
 
 static void
@@ -79,7 +74,7 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 	 * it then would let the second one deploy too. */
 	read_recorded(cfg, recorded, sizeof(recorded));
 	for (waited = 0;; waited += POLL_MS) {
-		rc = branch_tip(cfg, tip, sizeof(tip));
+		rc = branch_tip(cfg, tip, sizeof(tip), why, n);
 		if (rc < 0)
 			return rc;
 		if (recorded[0] == '\0' || strcmp(recorded, tip) == 0 ||
@@ -97,7 +92,8 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 }
 
 int
-branch_record(const struct zdd_config *cfg, const char *sha)
+branch_record(const struct zdd_config *cfg, const char *sha, char *why,
+    size_t n)
 {
 	char path[ZDD_PATH_MAX + 32], tmp[ZDD_PATH_MAX + 40];
 	int fd, rc = 0;
@@ -108,7 +104,8 @@ branch_record(const struct zdd_config *cfg, const char *sha)
 	    0644);
 	if (fd < 0) {
 		rc = -errno;
-		log_err("cannot record the deployed revision in %s: %m", tmp);
+		snprintf(why, n, "cannot record the deployed revision in "
+		    "%s: %m", tmp);
 		return rc;
 	}
 	if (dprintf(fd, "%s\n", sha) < 0 || fsync(fd) < 0)
@@ -119,7 +116,8 @@ branch_record(const struct zdd_config *cfg, const char *sha)
 		rc = -errno;
 	if (rc < 0) {
 		errno = -rc;
-		log_err("cannot record the deployed revision in %s: %m", path);
+		snprintf(why, n, "cannot record the deployed revision in "
+		    "%s: %m", path);
 		unlink(tmp);
 	}
 	return rc;

@@ -17,14 +17,18 @@ int
 build_run(const struct zdd_config *cfg, const char *id, const char *command,
     char *why, size_t whylen)
 {
-	char dir[ZDD_PATH_MAX + 64], log[ZDD_PATH_MAX + 80], status_text[64];
+	char dir[ZDD_RELEASE_PATH_MAX], log[ZDD_RELEASE_PATH_MAX];
+	char status_text[64];
 	struct spawn_opts o = { .in_fd = -1, .new_pgrp = true,
 	    .low_priority = true, .timeout_s = cfg->build_timeout };
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
 	int fd, status, rc;
 
-	snprintf(dir, sizeof(dir), "%s/releases/%s", cfg->app_root, id);
-	snprintf(log, sizeof(log), "%s/%s", dir, BUILD_LOG);
+	if (release_path(cfg->app_root, id, NULL, dir, sizeof(dir)) < 0 ||
+	    release_path(cfg->app_root, id, BUILD_LOG, log, sizeof(log)) < 0) {
+		snprintf(why, whylen, "release path too long (APP_ROOT)");
+		return -ENAMETOOLONG;
+	}
 	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 	    0644);
 	if (fd < 0) {

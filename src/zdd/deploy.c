@@ -27,24 +27,37 @@ volatile sig_atomic_t zdd_interrupted;
 
 enum action { ACT_DEPLOY, ACT_ROLLBACK, ACT_RESTART };
 
+/* What the failure path undoes (see fail()). */
+enum undo {
+	UNDO_NOTHING = 0,
+	UNDO_SIDE = 1 << 0,     /* stop the side instance, forget its failure */
+	UNDO_RELEASE = 1 << 1,  /* remove the release this run created */
+	UNDO_ALL = UNDO_SIDE | UNDO_RELEASE,
+};
+
 struct run {
 	const struct zdd_config *cfg;
+	const struct deploy_request *rq;  /* deploy only */
 	enum action action;
 	struct deploy_record rec;
 	int lock_fd;
-	bool new_release;  /* created by this run: removed on failure */
+	bool new_release;   /* created by this run: removed on failure */
 	bool swapped;
-	double t0, step_t0;
+	bool show_journal;  /* the side instance's journal tells why */
+	unsigned pruned;
+	double t0;
 	char id[ZDD_ID_MAX];
 	char sha[ZDD_SHA_MAX + 1];
-	char old_current[ZDD_ID_MAX];
-	char old_previous[ZDD_ID_MAX];
+	struct links old;   /* as found: restored on failure */
 	char main_unit[ZDD_NAME_MAX + 16];
 	char side_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 16];
 	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
+	char side_socket[ZDD_PATH_MAX + 96];
 	char reason[1024];
 	char final[1536];
 };
+
+typedef int step_fn(struct run *r);
 
 static const char *const action_names[] = { "deploy", "rollback", "restart" };
 
@@ -63,25 +76,27 @@ run_init(struct run *r, const struct zdd_config *cfg, enum action action,
 	unit_name(cfg, "main", NULL, r->main_unit, sizeof(r->main_unit));
 }
 
-static void
-step_begin(struct run *r)
+/*
+ * Every step of a run: timed, one dashboard line, recorded for the
+ * history.  fn says why it failed in r->reason.
+ */
+static int
+step(struct run *r, const char *name, step_fn *fn)
 {
-	r->step_t0 = clock_seconds();
-}
+	double t0 = clock_seconds(), s;
+	int rc;
 
-static void
-step_end(struct run *r, const char *name, bool ok)
-{
-	double s = clock_seconds() - r->step_t0;
-
-	log_step(name, ok ? "ok" : "FAILED", s);
+	rc = fn(r);
+	s = clock_seconds() - t0;
+	log_step(name, rc == 0 ? "ok" : "FAILED", s);
 	if (r->rec.nsteps < ZDD_STEPS_MAX) {
 		r->rec.steps[r->rec.nsteps].name = name;
 		r->rec.steps[r->rec.nsteps].seconds = s;
 		r->rec.nsteps++;
 	}
-	if (!ok && r->rec.failed_step == NULL)
+	if (rc != 0 && r->rec.failed_step == NULL)
 		r->rec.failed_step = name;
+	return rc;
 }
 
 static bool
@@ -105,9 +120,9 @@ live_text(const char *id)
 static void
 set_still_serving(struct run *r)
 {
-	if (r->old_current[0])
+	if (r->old.current[0])
 		snprintf(r->final, sizeof(r->final), "%s still serving",
-		    r->old_current);
+		    r->old.current);
 	else
 		snprintf(r->final, sizeof(r->final), "nothing was live "
 		    "before, nothing changed");
@@ -147,82 +162,209 @@ finish(struct run *r, int code)
 	return code;
 }
 
+/* systemctl VERB UNIT1 [UNIT2]; a failure is said here, once. */
+static int
+systemctl(const struct run *r, unsigned timeout_s, const char *verb,
+    const char *unit1, const char *unit2)
+{
+	char why[ZDD_WHY_MAX];
+	int rc;
+
+	rc = units_run(r->cfg, timeout_s, verb, unit1, unit2, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
+}
+
+/* The side instance drains its in-flight requests and exits. */
+static int
+stop_side(struct run *r)
+{
+	return systemctl(r, STOP_TIMEOUT_S, "stop", r->side_unit,
+	    r->side_probe_unit);
+}
+
+/*
+ * The one way a run ends on failure: stop the side instance (when there is
+ * one: its journal first if it tells why), remove the release this run
+ * created and say so, then the history and the final line (r->final, by
+ * default what still serves).  Returns code.
+ */
+static int
+fail(struct run *r, int code, enum undo undo)
+{
+	if ((undo & UNDO_SIDE) && r->side_unit[0] != '\0') {
+		stop_side(r);
+		if (r->show_journal)
+			logs_tail(r->cfg, r->side_unit, JOURNAL_LINES);
+		/* The refused release was reported above: leave no "failed"
+		 * unit behind for `systemctl --failed` and monitoring to trip
+		 * over. */
+		units_reset_failed(r->cfg, r->side_unit, r->side_probe_unit);
+	}
+	if ((undo & UNDO_RELEASE) && r->new_release &&
+	    release_remove(r->cfg->app_root, r->id) == 0)
+		log_info("       removed release %s", r->id);
+	if (r->final[0] == '\0')
+		set_still_serving(r);
+	return finish(r, code);
+}
+
+static int
+lock_step(struct run *r)
+{
+	char why[ZDD_WHY_MAX];
+	int rc;
+
+	rc = lock_acquire(r->cfg->app_root, r->cfg->lock_timeout, &r->lock_fd,
+	    why, sizeof(why));
+	if (rc < 0 && why[0] != '\0')
+		log_err("%s", why);
+	if (rc < 0)
+		snprintf(r->reason, sizeof(r->reason), rc == -ETIMEDOUT ?
+		    "another deploy holds the lock" : rc == -ECANCELED ?
+		    "interrupted" : "cannot take the deploy lock");
+	return rc;
+}
+
 static int
 take_lock(struct run *r)
 {
 	int rc;
 
-	step_begin(r);
-	rc = lock_acquire(r->cfg->app_root, r->cfg->lock_timeout, &r->lock_fd);
-	step_end(r, "lock", rc == 0);
+	rc = step(r, "lock", lock_step);
 	if (rc == 0)
 		return 0;
-	snprintf(r->reason, sizeof(r->reason), rc == -ETIMEDOUT ?
-	    "another deploy holds the lock" : rc == -ECANCELED ?
-	    "interrupted" : "cannot take the deploy lock");
 	snprintf(r->final, sizeof(r->final), "nothing changed");
-	return finish(r, rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED);
+	return fail(r, rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED,
+	    UNDO_NOTHING);
 }
 
 static int
 read_links(struct run *r)
 {
+	char why[ZDD_WHY_MAX];
 	int rc;
 
-	rc = release_link_read(r->cfg->app_root, "current", r->old_current,
-	    sizeof(r->old_current));
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	rc = release_link_read(r->cfg->app_root, "previous", r->old_previous,
-	    sizeof(r->old_previous));
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	return 0;
+	rc = links_read(r->cfg->app_root, &r->old, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
 }
 
-static void
-stop_side(struct run *r)
-{
-	units_run(r->cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
-	    r->side_probe_unit);
-}
-
+/* Refs, revision, id, then the tree into releases/<id>. */
 static int
-fail_before_swap(struct run *r, bool show_journal)
+checkout_step(struct run *r)
 {
-	stop_side(r);
-	if (show_journal)
-		logs_tail(r->cfg, r->side_unit, JOURNAL_LINES);
-	/* The refused release was reported above: leave no "failed" unit
-	 * behind for `systemctl --failed` and monitoring to trip over. */
-	units_reset_failed(r->cfg, r->side_unit, r->side_probe_unit);
-	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
-		log_info("       removed release %s", r->id);
-	set_still_serving(r);
-	return finish(r, ZDD_EXIT_FAILED);
-}
+	const struct zdd_config *cfg = r->cfg;
+	const struct deploy_request *rq = r->rq;
+	char why[ZDD_WHY_MAX] = "";
+	int rc;
 
-static int
-restore_links(struct run *r)
-{
-	int rc = 0;
-
-	if (r->old_current[0] == '\0')
-		return release_link_remove(r->cfg->app_root, "current");
-	if (release_link_swap(r->cfg->app_root, "current", r->old_current) < 0)
-		rc = -EIO;
-	if (r->old_previous[0] != '\0') {
-		if (release_link_swap(r->cfg->app_root, "previous",
-		    r->old_previous) < 0)
-			rc = -EIO;
-	} else if (release_link_remove(r->cfg->app_root, "previous") < 0) {
-		rc = -EIO;
-	}
+	rc = read_links(r);
+	/* A moved branch is the reason itself, said in the final line. */
+	if (rc == 0 && rq->expect_old != NULL)
+		rc = branch_check_unmoved(cfg, rq->expect_old, r->reason,
+		    sizeof(r->reason));
+	if (rc == 0)
+		rc = release_resolve(cfg, rq->rev, r->sha, sizeof(r->sha), why,
+		    sizeof(why));
+	if (rc == 0)
+		rc = release_id_pick(cfg->app_root, r->sha, r->id,
+		    sizeof(r->id), why, sizeof(why));
+	if (rc == 0 && !interrupted(r, "checkout"))
+		rc = release_checkout(cfg, r->sha, r->id, why, sizeof(why));
+	else if (rc == 0)
+		rc = -ECANCELED;
+	if (why[0] != '\0')
+		log_err("%s", why);
+	if (rc < 0 && r->reason[0] == '\0')
+		snprintf(r->reason, sizeof(r->reason), "cannot check out %s",
+		    rq->rev ? rq->rev : cfg->branch);
 	return rc;
 }
 
 static int
-main_healthy(struct run *r, char *why, size_t whylen)
+build_step(struct run *r)
+{
+	const char *command = r->rq->build_command ? r->rq->build_command :
+	    r->cfg->build_command;
+
+	return build_run(r->cfg, r->id, command, r->reason,
+	    sizeof(r->reason));
+}
+
+static int
+start_side(struct run *r)
+{
+	int rc;
+
+	rc = systemctl(r, r->cfg->ready_timeout, "start", r->side_unit, NULL);
+	if (rc == -ETIMEDOUT)
+		snprintf(r->reason, sizeof(r->reason), "%s did not become "
+		    "ready within %u s (READY_TIMEOUT); journal above",
+		    r->side_unit, r->cfg->ready_timeout);
+	else if (rc < 0)
+		snprintf(r->reason, sizeof(r->reason), "%s failed to start; "
+		    "journal above", r->side_unit);
+	r->show_journal = rc < 0;
+	return rc;
+}
+
+static int
+side_healthy(struct run *r)
+{
+	int rc;
+
+	rc = probe_wait_healthy(r->side_socket, r->cfg->health_path,
+	    r->cfg->health_timeout, r->reason, sizeof(r->reason));
+	r->show_journal = rc < 0;
+	return rc;
+}
+
+static int
+swap_links(struct run *r)
+{
+	const char *root = r->cfg->app_root;
+	char why[ZDD_WHY_MAX] = "";
+	int rc = 0;
+
+	if (r->old.current[0] && strcmp(r->old.current, r->id) != 0)
+		rc = links_swap(root, "previous", r->old.current, why,
+		    sizeof(why));
+	if (rc == 0)
+		rc = links_swap(root, "current", r->id, why, sizeof(why));
+	if (rc < 0) {
+		log_err("%s", why);
+		snprintf(r->reason, sizeof(r->reason),
+		    "cannot swap the current link");
+		return rc;
+	}
+	r->swapped = true;
+	return 0;
+}
+
+static int
+restart_main_unit(const struct run *r)
+{
+	return systemctl(r, r->cfg->ready_timeout + RESTART_EXTRA_S, "restart",
+	    r->main_unit, NULL);
+}
+
+static int
+restart_main(struct run *r)
+{
+	int rc;
+
+	rc = restart_main_unit(r);
+	if (rc < 0)
+		snprintf(r->reason, sizeof(r->reason), "%s did not restart "
+		    "on %s", r->main_unit, r->id);
+	return rc;
+}
+
+static int
+main_healthy(const struct run *r, char *why, size_t whylen)
 {
 	char sock[ZDD_PATH_MAX + 96];
 
@@ -232,6 +374,25 @@ main_healthy(struct run *r, char *why, size_t whylen)
 	}
 	return probe_wait_healthy(sock, r->cfg->health_path,
 	    r->cfg->health_timeout, why, whylen);
+}
+
+static int
+verify_main(struct run *r)
+{
+	return main_healthy(r, r->reason, sizeof(r->reason));
+}
+
+/* current and previous as the run found them. */
+static int
+restore_links(struct run *r)
+{
+	char why[ZDD_WHY_MAX];
+	int rc;
+
+	rc = links_restore(r->cfg->app_root, &r->old, why, sizeof(why));
+	if (rc < 0)
+		log_err("%s", why);
+	return rc;
 }
 
 /*
@@ -249,38 +410,30 @@ fail_after_swap(struct run *r)
 		snprintf(r->final, sizeof(r->final), "%s left running to keep "
 		    "serving %s; fix %s, then run 'myapp-zdd restart'",
 		    r->side_unit, r->id, r->main_unit);
-		return finish(r, ZDD_EXIT_BROKEN);
+		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
-	log_info("-----> restoring %s", live_text(r->old_current));
+	log_info("-----> restoring %s", live_text(r->old.current));
 	if (restore_links(r) < 0) {
 		snprintf(r->final, sizeof(r->final), "cannot restore the "
 		    "current/previous links; %s left running to keep serving "
 		    "%s", r->side_unit, r->id);
-		return finish(r, ZDD_EXIT_BROKEN);
+		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
-	if (r->old_current[0] == '\0') {
+	if (r->old.current[0] == '\0') {
 		/* Nothing was live before: back to nothing. */
-		stop_side(r);
-		if (r->new_release)
-			release_remove(r->cfg->app_root, r->id);
 		snprintf(r->final, sizeof(r->final), "links restored, nothing "
 		    "was live before");
-		return finish(r, ZDD_EXIT_ROLLED_BACK);
+		return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 	}
-	if (units_run(r->cfg, r->cfg->ready_timeout + RESTART_EXTRA_S,
-	    "restart", r->main_unit, NULL) < 0 ||
-	    main_healthy(r, why, sizeof(why)) < 0) {
+	if (restart_main_unit(r) < 0 || main_healthy(r, why, sizeof(why)) < 0) {
 		snprintf(r->final, sizeof(r->final), "%s did not come back on "
 		    "%s either; %s left running to keep serving %s",
-		    r->main_unit, r->old_current, r->side_unit, r->id);
-		return finish(r, ZDD_EXIT_BROKEN);
+		    r->main_unit, r->old.current, r->side_unit, r->id);
+		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
-	stop_side(r);
-	if (r->new_release && release_remove(r->cfg->app_root, r->id) == 0)
-		log_info("       removed release %s", r->id);
 	snprintf(r->final, sizeof(r->final), "rolled back, %s serving",
-	    r->old_current);
-	return finish(r, ZDD_EXIT_ROLLED_BACK);
+	    r->old.current);
+	return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 }
 
 /* Everything after the release exists on disk; returns an exit code
@@ -289,90 +442,34 @@ static int
 handover(struct run *r)
 {
 	const struct zdd_config *cfg = r->cfg;
-	char sock[ZDD_PATH_MAX + 96];
-	int rc;
 
 	unit_name(cfg, "side", r->id, r->side_unit, sizeof(r->side_unit));
 	unit_name(cfg, "side-probe", r->id, r->side_probe_unit,
 	    sizeof(r->side_probe_unit));
-	if (probe_socket_path(cfg, r->id, sock, sizeof(sock)) < 0) {
+	if (probe_socket_path(cfg, r->id, r->side_socket,
+	    sizeof(r->side_socket)) < 0) {
 		snprintf(r->reason, sizeof(r->reason), "probe socket path for "
 		    "%s too long (PROBE_SOCKET_DIR)", r->id);
-		return fail_before_swap(r, false);
+		return fail(r, ZDD_EXIT_FAILED, UNDO_ALL);
 	}
-	if (interrupted(r, "start"))
-		return fail_before_swap(r, false);
-
-	step_begin(r);
-	rc = units_run(cfg, cfg->ready_timeout, "start", r->side_unit, NULL);
-	step_end(r, "start", rc == 0);
-	if (rc < 0) {
-		if (rc == -ETIMEDOUT)
-			snprintf(r->reason, sizeof(r->reason), "%s did not "
-			    "become ready within %u s (READY_TIMEOUT); journal "
-			    "above", r->side_unit, cfg->ready_timeout);
-		else
-			snprintf(r->reason, sizeof(r->reason), "%s failed to "
-			    "start; journal above", r->side_unit);
-		return fail_before_swap(r, true);
-	}
-	if (interrupted(r, "health"))
-		return fail_before_swap(r, false);
-
-	step_begin(r);
-	rc = probe_wait_healthy(sock, cfg->health_path, cfg->health_timeout,
-	    r->reason, sizeof(r->reason));
-	step_end(r, "health", rc == 0);
-	if (rc < 0)
-		return fail_before_swap(r, true);
-	if (interrupted(r, "swap"))
-		return fail_before_swap(r, false);
+	if (interrupted(r, "start") || step(r, "start", start_side) < 0 ||
+	    interrupted(r, "health") || step(r, "health", side_healthy) < 0 ||
+	    interrupted(r, "swap"))
+		return fail(r, ZDD_EXIT_FAILED, UNDO_ALL);
 
 	/* From here on the run completes: interrupting it half-way would
 	 * be worse than finishing (every step is time-bounded). */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 
-	if (r->action != ACT_RESTART) {
-		step_begin(r);
-		rc = 0;
-		if (r->old_current[0] && strcmp(r->old_current, r->id) != 0)
-			rc = release_link_swap(cfg->app_root, "previous",
-			    r->old_current);
-		if (rc == 0)
-			rc = release_link_swap(cfg->app_root, "current", r->id);
-		step_end(r, "swap", rc == 0);
-		if (rc < 0) {
-			snprintf(r->reason, sizeof(r->reason),
-			    "cannot swap the current link");
-			restore_links(r);
-			return fail_before_swap(r, false);
-		}
-		r->swapped = true;
+	if (r->action != ACT_RESTART && step(r, "swap", swap_links) < 0) {
+		restore_links(r);
+		return fail(r, ZDD_EXIT_FAILED, UNDO_ALL);
 	}
-
-	step_begin(r);
-	rc = units_run(cfg, cfg->ready_timeout + RESTART_EXTRA_S, "restart",
-	    r->main_unit, NULL);
-	step_end(r, "restart", rc == 0);
-	if (rc < 0) {
-		snprintf(r->reason, sizeof(r->reason), "%s did not restart "
-		    "on %s", r->main_unit, r->id);
+	if (step(r, "restart", restart_main) < 0 ||
+	    step(r, "verify", verify_main) < 0)
 		return fail_after_swap(r);
-	}
-
-	step_begin(r);
-	rc = main_healthy(r, r->reason, sizeof(r->reason));
-	step_end(r, "verify", rc == 0);
-	if (rc < 0)
-		return fail_after_swap(r);
-
-	/* The side instance drains its in-flight requests and exits. */
-	step_begin(r);
-	rc = units_run(cfg, STOP_TIMEOUT_S, "stop", r->side_unit,
-	    r->side_probe_unit);
-	step_end(r, "drain", rc == 0);
-	if (rc < 0)
+	if (step(r, "drain", stop_side) < 0)
 		log_warn("%s did not stop cleanly; the new release is live "
 		    "anyway", r->side_unit);
 	/* One left running by an earlier failed restore (exit 5) would serve
@@ -381,16 +478,21 @@ handover(struct run *r)
 	return 0;
 }
 
+static int
+prune_step(struct run *r)
+{
+	return prune_releases(r->cfg, &r->pruned);
+}
+
 int
 deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 {
-	const char *command = rq->build_command ? rq->build_command :
-	    cfg->build_command;
-	unsigned pruned = 0;
+	char why[ZDD_WHY_MAX];
 	struct run r;
 	int rc;
 
 	run_init(&r, cfg, ACT_DEPLOY, rq->user);
+	r.rq = rq;
 	r.rec.branch = rq->branch;
 	if (rq->rev != NULL && rq->branch != NULL)
 		log_info("-----> %s: deploying %s at %.7s", cfg->app, rq->branch,
@@ -401,70 +503,35 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	rc = take_lock(&r);
 	if (rc != 0)
 		return rc;
-
-	step_begin(&r);
-	rc = read_links(&r);
-	if (rc == 0 && rq->expect_old != NULL) {
-		rc = branch_check_unmoved(cfg, rq->expect_old, r.reason,
-		    sizeof(r.reason));
-		if (rc < 0 && r.reason[0] != '\0')
-			log_err("%s", r.reason);
-	}
-	if (rc == 0)
-		rc = release_resolve(cfg, rq->rev, r.sha, sizeof(r.sha));
-	if (rc == 0)
-		rc = release_id_pick(cfg->app_root, r.sha, r.id, sizeof(r.id));
-	if (rc == 0 && !interrupted(&r, "checkout"))
-		rc = release_checkout(cfg, r.sha, r.id);
-	else if (rc == 0)
-		rc = -ECANCELED;
-	step_end(&r, "checkout", rc == 0);
-	if (rc < 0) {
-		if (r.reason[0] == '\0')
-			snprintf(r.reason, sizeof(r.reason), "cannot check "
-			    "out %s", rq->rev ? rq->rev : cfg->branch);
+	if (step(&r, "checkout", checkout_step) < 0) {
 		r.id[0] = '\0';
-		set_still_serving(&r);
-		return finish(&r, ZDD_EXIT_FAILED);
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
 	r.new_release = true;
 	log_info("       release %s (revision %s)", r.id, r.sha);
-
-	step_begin(&r);
-	rc = build_run(cfg, r.id, command, r.reason, sizeof(r.reason));
-	step_end(&r, "build", rc == 0);
-	if (rc < 0 || interrupted(&r, "build")) {
-		if (release_remove(cfg->app_root, r.id) == 0)
-			log_info("       removed release %s", r.id);
-		set_still_serving(&r);
-		return finish(&r, ZDD_EXIT_FAILED);
-	}
-
+	if (step(&r, "build", build_step) < 0 || interrupted(&r, "build"))
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_ALL);
 	rc = handover(&r);
 	if (rc != 0)
 		return rc;
-
-	step_begin(&r);
-	rc = release_prune(cfg, &pruned);
-	step_end(&r, "prune", rc == 0);
-	if (rc < 0)
+	if (step(&r, "prune", prune_step) < 0)
 		log_warn("pruning failed; the deploy itself succeeded");
-	else if (pruned > 0)
-		log_info("       removed %u old release%s", pruned,
-		    pruned == 1 ? "" : "s");
-	if (rq->expect_old != NULL)
-		branch_record(cfg, r.sha);
+	else if (r.pruned > 0)
+		log_info("       removed %u old release%s", r.pruned,
+		    r.pruned == 1 ? "" : "s");
+	if (rq->expect_old != NULL &&
+	    branch_record(cfg, r.sha, why, sizeof(why)) < 0)
+		log_err("%s", why);
 	return finish(&r, ZDD_EXIT_OK);
 }
 
 static bool
 release_startable(const struct zdd_config *cfg, const char *id)
 {
-	char path[ZDD_PATH_MAX + 64];
+	char path[ZDD_RELEASE_PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/releases/%s/start", cfg->app_root,
-	    id);
-	return access(path, X_OK) == 0;
+	return release_path(cfg->app_root, id, "start", path,
+	    sizeof(path)) == 0 && access(path, X_OK) == 0;
 }
 
 int
@@ -486,26 +553,24 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 		snprintf(r.reason, sizeof(r.reason), "cannot read the "
 		    "current/previous links");
 		snprintf(r.final, sizeof(r.final), "nothing changed");
-		return finish(&r, ZDD_EXIT_FAILED);
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
-	if (id == NULL && r.old_previous[0] == '\0') {
+	if (id == NULL && r.old.previous[0] == '\0') {
 		snprintf(r.reason, sizeof(r.reason), "there is no previous "
 		    "release");
-		set_still_serving(&r);
-		return finish(&r, ZDD_EXIT_FAILED);
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
-	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old_previous);
+	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old.previous);
 	log_info("-----> %s: rolling back from %s to %s", cfg->app,
-	    live_text(r.old_current), r.id);
-	if (strcmp(r.id, r.old_current) == 0 ||
+	    live_text(r.old.current), r.id);
+	if (strcmp(r.id, r.old.current) == 0 ||
 	    !release_startable(cfg, r.id)) {
 		snprintf(r.reason, sizeof(r.reason),
-		    strcmp(r.id, r.old_current) == 0 ? "%s is already live" :
+		    strcmp(r.id, r.old.current) == 0 ? "%s is already live" :
 		    "release %s does not exist or has no executable start",
 		    r.id);
-		set_still_serving(&r);
 		r.id[0] = '\0';
-		return finish(&r, ZDD_EXIT_FAILED);
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
 	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
 	    sizeof(r.sha)) < 0)
@@ -524,33 +589,17 @@ restart_run(const struct zdd_config *cfg, const char *user)
 	rc = take_lock(&r);
 	if (rc != 0)
 		return rc;
-	if (read_links(&r) < 0 || r.old_current[0] == '\0') {
+	if (read_links(&r) < 0 || r.old.current[0] == '\0') {
 		snprintf(r.reason, sizeof(r.reason), "no current release "
 		    "(nothing deployed yet?)");
 		snprintf(r.final, sizeof(r.final), "nothing changed");
-		return finish(&r, ZDD_EXIT_FAILED);
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
-	snprintf(r.id, sizeof(r.id), "%s", r.old_current);
+	snprintf(r.id, sizeof(r.id), "%s", r.old.current);
 	log_info("-----> %s: restarting %s through a handover", cfg->app, r.id);
 	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
 	    sizeof(r.sha)) < 0)
 		r.sha[0] = '\0';
 	rc = handover(&r);
 	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);
-}
-
-int
-prune_run(const struct zdd_config *cfg)
-{
-	unsigned removed = 0;
-	int fd, rc;
-
-	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd);
-	if (rc < 0)
-		return rc == -ETIMEDOUT ? ZDD_EXIT_LOCK : ZDD_EXIT_FAILED;
-	rc = release_prune(cfg, &removed);
-	lock_release(fd);
-	log_info("removed %u release%s (keeping %u, current and previous)",
-	    removed, removed == 1 ? "" : "s", cfg->keep_releases);
-	return rc < 0 ? ZDD_EXIT_FAILED : ZDD_EXIT_OK;
 }

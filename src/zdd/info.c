@@ -13,24 +13,21 @@
 int
 releases_show(const struct zdd_config *cfg)
 {
-	char current[ZDD_ID_MAX] = "", previous[ZDD_ID_MAX] = "";
-	char rev[ZDD_SHA_MAX + 2];
+	char rev[ZDD_SHA_MAX + 2], why[ZDD_WHY_MAX];
+	struct links l;
 	char **ids;
 	size_t n;
 
-	if (release_link_read(cfg->app_root, "current", current,
-	    sizeof(current)) < 0)
-		current[0] = '\0';
-	if (release_link_read(cfg->app_root, "previous", previous,
-	    sizeof(previous)) < 0)
-		previous[0] = '\0';
+	if (links_read(cfg->app_root, &l, why, sizeof(why)) < 0)
+		log_err("%s", why);
 	if (release_list(cfg->app_root, &ids, &n) < 0)
 		return ZDD_EXIT_FAILED;
 	if (n == 0)
 		log_info("no releases in %s/releases", cfg->app_root);
 	for (size_t i = n; i-- > 0;) {  /* newest first */
-		const char *mark = strcmp(ids[i], current) == 0 ? "current" :
-		    strcmp(ids[i], previous) == 0 ? "previous" : "";
+		const char *mark = strcmp(ids[i], l.current) == 0 ?
+		    "current" : strcmp(ids[i], l.previous) == 0 ? "previous" :
+		    "";
 
 		if (release_read_file(cfg->app_root, ids[i], "REVISION", rev,
 		    sizeof(rev)) < 0)
@@ -44,37 +41,37 @@ releases_show(const struct zdd_config *cfg)
 int
 status_show(const struct zdd_config *cfg)
 {
-	char current[ZDD_ID_MAX] = "", previous[ZDD_ID_MAX] = "";
-	char rev[ZDD_SHA_MAX + 2] = "?", since[64] = "?", why[512];
+	char rev[ZDD_SHA_MAX + 2] = "?", since[64] = "?";
+	char why[ZDD_WHY_MAX];
 	char link[ZDD_PATH_MAX + 16], sock[ZDD_PATH_MAX + 96], unit[128];
 	static const char *const kinds[] = { "socket", "main", "probe" };
+	struct links l;
 	struct stat st;
 	struct tm tm;
 	double t0;
-	int rc, code = ZDD_EXIT_OK;
+	int code = ZDD_EXIT_OK;
 
-	rc = release_link_read(cfg->app_root, "current", current,
-	    sizeof(current));
-	if (rc < 0) {
+	if (links_read(cfg->app_root, &l, why, sizeof(why)) < 0)
+		log_err("%s", why);
+	if (l.current_rc < 0) {
 		log_info("live:     none (%s/current: %s)", cfg->app_root,
-		    rc == -ENOENT ? "missing, nothing deployed yet" :
+		    l.current_rc == -ENOENT ? "missing, nothing deployed yet" :
 		    "unreadable");
 		code = ZDD_EXIT_FAILED;
 	} else {
-		release_read_file(cfg->app_root, current, "REVISION", rev,
+		release_read_file(cfg->app_root, l.current, "REVISION", rev,
 		    sizeof(rev));
 		snprintf(link, sizeof(link), "%s/current", cfg->app_root);
 		if (lstat(link, &st) == 0 &&
 		    gmtime_r(&st.st_mtime, &tm) != NULL)
 			strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC",
 			    &tm);
-		log_info("live:     %s", current);
+		log_info("live:     %s", l.current);
 		log_info("revision: %s", rev);
 		log_info("since:    %s", since);
 	}
-	if (release_link_read(cfg->app_root, "previous", previous,
-	    sizeof(previous)) == 0)
-		log_info("previous: %s", previous);
+	if (l.previous_rc == 0)
+		log_info("previous: %s", l.previous);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (unit_name(cfg, kinds[i], NULL, unit, sizeof(unit)) == 0 &&
 		    units_show(cfg, unit) != 0)

@@ -2,7 +2,8 @@
  * One deploy at a time: flock on APP_ROOT/.deploy.lock.  The holder
  * writes its pid into the file so a waiter can say whom it waits for.
  * The fd is close-on-exec: a build's stray background process must not
- * inherit the lock and hold it forever.
+ * inherit the lock and hold it forever.  Failures: a negative errno and
+ * why (empty for -ECANCELED, interrupted), said by the caller.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,8 @@ lock_holder(int fd)
 }
 
 int
-lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out)
+lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
+    char *why, size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32];
 	struct timespec pause = { 0, LOCK_POLL_MS * 1000000L };
@@ -39,17 +41,20 @@ lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out)
 	char pid[32];
 	int fd, rc;
 
+	if (whylen > 0)
+		why[0] = '\0';  /* stays empty when interrupted */
 	snprintf(path, sizeof(path), "%s/.deploy.lock", app_root);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		rc = -errno;
-		log_err("cannot open deploy lock %s: %m", path);
+		snprintf(why, whylen, "cannot open deploy lock %s: %m", path);
 		return rc;
 	}
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			rc = -errno;
-			log_err("cannot take deploy lock %s: %m", path);
+			snprintf(why, whylen, "cannot take deploy lock %s: %m",
+			    path);
 			goto fail;
 		}
 		if (!told) {
@@ -62,9 +67,9 @@ lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out)
 			goto fail;
 		}
 		if (clock_seconds() >= deadline) {
-			log_err("deploy lock %s still held by pid %ld after "
-			    "%u s; is a deploy stuck? (LOCK_TIMEOUT)", path,
-			    lock_holder(fd), timeout_s);
+			snprintf(why, whylen, "deploy lock %s still held by "
+			    "pid %ld after %u s; is a deploy stuck? "
+			    "(LOCK_TIMEOUT)", path, lock_holder(fd), timeout_s);
 			rc = -ETIMEDOUT;
 			goto fail;
 		}

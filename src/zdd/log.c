@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "zdd.h"
@@ -125,13 +124,4 @@ log_file_tail(const char *path, unsigned lines)
 		line += len + (nl ? 1 : 0);
 	}
 	fflush(stdout);
-}
-
-double
-clock_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -17,24 +17,94 @@
 
 #define MAX_REF_LINES 1000
 
+/* What a command was given on the command line. */
+struct invocation {
+	const char *arg;           /* REV or ID; NULL when not given */
+	const char *option_value;  /* its option's value; NULL when not given */
+	const char *user;          /* who asked, for the history */
+};
+
+typedef int command_fn(const struct zdd_config *cfg,
+    const struct invocation *inv);
+typedef int config_fn(const struct zdd_config *cfg);
+
+struct command {
+	const char *name;
+	const char *args;      /* its arguments as --help shows them */
+	const char *help;      /* lines, '\n' between */
+	bool takes_arg;        /* one optional argument (REV, ID) */
+	const char *option;    /* the one option it takes, with a value */
+	size_t option_max;     /* the value's size limit, with the NUL */
+	command_fn *run;       /* one of these two */
+	config_fn *run_cfg;    /* needs nothing but the configuration */
+};
+
+static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart;
+
+static const struct command commands[] = {
+	{ .name = "hook", .run = cmd_hook,
+	    .help = "read 'old new ref' lines on stdin (pre-receive)\n"
+	    "and deploy the configured branch" },
+	{ .name = "deploy", .run = cmd_deploy,
+	    .args = "[REV] [--build-command CMD]", .takes_arg = true,
+	    .option = "--build-command", .option_max = ZDD_VALUE_MAX,
+	    .help = "build REV (default: tip of BRANCH) and hand over" },
+	{ .name = "rollback", .run = cmd_rollback,
+	    .args = "[ID]", .takes_arg = true,
+	    .help = "hand back to the previous (or the named) release" },
+	{ .name = "restart", .run = cmd_restart,
+	    .help = "hand over onto the current release (no rebuild)" },
+	{ .name = "releases", .run_cfg = releases_show,
+	    .help = "list releases, marking current and previous" },
+	{ .name = "status", .run_cfg = status_show,
+	    .help = "live release, unit states, health" },
+	{ .name = "prune", .run_cfg = prune_run,
+	    .help = "remove old releases (never current or previous)" },
+	{ .name = "logs-serve", .run_cfg = logs_serve,
+	    .help = "(myapp-logs@.service) answer one request for\n"
+	    "the app's journal on stdin/stdout" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define HELP_COLUMN 25  /* synopses this long or longer get a line alone */
+
+static const struct command *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: myapp-zdd [--config FILE] COMMAND [ARGS]\n"
+	fprintf(f, "usage: myapp-zdd [--config FILE] COMMAND [ARGS]\n"
 	    "\n"
-	    "commands:\n"
-	    "  hook                     read 'old new ref' lines on stdin (pre-receive)\n"
-	    "                           and deploy the configured branch\n"
-	    "  deploy [REV] [--build-command CMD]\n"
-	    "                           build REV (default: tip of BRANCH) and hand over\n"
-	    "  rollback [ID]            hand back to the previous (or the named) release\n"
-	    "  restart                  hand over onto the current release (no rebuild)\n"
-	    "  releases                 list releases, marking current and previous\n"
-	    "  status                   live release, unit states, health\n"
-	    "  prune                    remove old releases (never current or previous)\n"
-	    "  logs-serve               (myapp-logs@.service) answer one request for\n"
-	    "                           the app's journal on stdin/stdout\n"
+	    "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char synopsis[128];
+		const char *line = commands[i].help;
+		const char *first = synopsis;
+
+		snprintf(synopsis, sizeof(synopsis), "%s%s%s", commands[i].name,
+		    commands[i].args ? " " : "",
+		    commands[i].args ? commands[i].args : "");
+		if (strlen(synopsis) >= HELP_COLUMN) {
+			fprintf(f, "  %s\n", synopsis);
+			first = "";
+		}
+		while (*line != '\0') {
+			int len = (int)strcspn(line, "\n");
+
+			fprintf(f, "  %-*s %.*s\n", HELP_COLUMN - 1, first, len,
+			    line);
+			first = "";
+			line += len + (line[len] == '\n');
+		}
+	}
+	fprintf(f,
 	    "\n"
 	    "options:\n"
 	    "  --config FILE            default " ZDD_DEFAULT_CONFIG "\n"
@@ -88,7 +158,7 @@ invoker(char *out, size_t n)
 }
 
 static int
-cmd_hook(const struct zdd_config *cfg, const char *user)
+cmd_hook(const struct zdd_config *cfg, const struct invocation *inv)
 {
 	char line[ZDD_LINE_MAX + 2], deploy_sha[ZDD_SHA_MAX + 1] = "";
 	char old_sha[ZDD_SHA_MAX + 1] = "";
@@ -139,8 +209,30 @@ cmd_hook(const struct zdd_config *cfg, const char *user)
 		return ZDD_EXIT_OK;
 
 	struct deploy_request rq = { .rev = deploy_sha, .branch = cfg->branch,
-	    .user = user, .expect_old = old_sha };
+	    .user = inv->user, .expect_old = old_sha };
 	return deploy_run(cfg, &rq);
+}
+
+static int
+cmd_deploy(const struct zdd_config *cfg, const struct invocation *inv)
+{
+	struct deploy_request rq = { .rev = inv->arg,
+	    .build_command = inv->option_value,
+	    .branch = inv->arg ? NULL : cfg->branch, .user = inv->user };
+
+	return deploy_run(cfg, &rq);
+}
+
+static int
+cmd_rollback(const struct zdd_config *cfg, const struct invocation *inv)
+{
+	return rollback_run(cfg, inv->arg, inv->user);
+}
+
+static int
+cmd_restart(const struct zdd_config *cfg, const struct invocation *inv)
+{
+	return restart_run(cfg, inv->user);
 }
 
 /*
@@ -156,18 +248,6 @@ close_inherited_fds(void)
 		close(fd);
 }
 
-static bool
-known_command(const char *cmd)
-{
-	static const char *const commands[] = { "hook", "deploy", "rollback",
-	    "restart", "releases", "status", "prune", "logs-serve" };
-
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(cmd, commands[i]) == 0)
-			return true;
-	return false;
-}
-
 static int
 bad_usage(const char *fmt, const char *arg)
 {
@@ -177,11 +257,41 @@ bad_usage(const char *fmt, const char *arg)
 	return ZDD_EXIT_USAGE;
 }
 
+/*
+ * The command's own arguments, by its entry in the table; an unknown
+ * command (cmd NULL) takes none, so its first argument is what is named.
+ */
+static int
+parse_command_args(const struct command *cmd, int argc, char *argv[],
+    struct invocation *inv)
+{
+	size_t optlen = cmd && cmd->option ? strlen(cmd->option) : 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (optlen > 0 && strcmp(argv[i], cmd->option) == 0 &&
+		    i + 1 < argc) {
+			inv->option_value = argv[++i];
+		} else if (optlen > 0 &&
+		    strncmp(argv[i], cmd->option, optlen) == 0 &&
+		    argv[i][optlen] == '=') {
+			inv->option_value = argv[i] + optlen + 1;
+		} else if (argv[i][0] == '-') {
+			return bad_usage("unknown option '%s'", argv[i]);
+		} else if (inv->arg == NULL && cmd && cmd->takes_arg) {
+			inv->arg = argv[i];
+		} else {
+			return bad_usage("unexpected argument '%s'", argv[i]);
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
-	const char *config_path = ZDD_DEFAULT_CONFIG, *cmd;
-	const char *rev = NULL, *build_command = NULL, *arg = NULL;
+	const char *config_path = ZDD_DEFAULT_CONFIG;
+	const struct command *cmd;
+	struct invocation inv = { NULL, NULL, NULL };
 	bool config_given = false;
 	char user[ZDD_NAME_MAX + 16];
 	struct zdd_config cfg;
@@ -206,35 +316,22 @@ main(int argc, char *argv[])
 	}
 	if (i >= argc)
 		return bad_usage("%s", "no command given");
-	cmd = argv[i++];
-	for (; i < argc; i++) {
-		if (strcmp(cmd, "deploy") == 0 &&
-		    strcmp(argv[i], "--build-command") == 0 && i + 1 < argc) {
-			build_command = argv[++i];
-		} else if (strcmp(cmd, "deploy") == 0 &&
-		    strncmp(argv[i], "--build-command=", 16) == 0) {
-			build_command = argv[i] + 16;
-		} else if (argv[i][0] == '-') {
-			return bad_usage("unknown option '%s'", argv[i]);
-		} else if (arg == NULL && (strcmp(cmd, "deploy") == 0 ||
-		    strcmp(cmd, "rollback") == 0)) {
-			arg = argv[i];
-		} else {
-			return bad_usage("unexpected argument '%s'", argv[i]);
-		}
-	}
-	if (!known_command(cmd))
-		return bad_usage("unknown command '%s'", cmd);
-	if (build_command != NULL && (build_command[0] == '\0' ||
-	    strlen(build_command) >= ZDD_VALUE_MAX))
-		return bad_usage("%s", "--build-command: empty or too long");
-	rev = strcmp(cmd, "deploy") == 0 ? arg : NULL;
+	cmd = command_find(argv[i]);
+	rc = parse_command_args(cmd, argc - i - 1, argv + i + 1, &inv);
+	if (rc != 0)
+		return rc;
+	if (cmd == NULL)
+		return bad_usage("unknown command '%s'", argv[i]);
+	if (inv.option_value != NULL && (inv.option_value[0] == '\0' ||
+	    strlen(inv.option_value) >= cmd->option_max))
+		return bad_usage("%s: empty or too long", cmd->option);
 
 	close_inherited_fds();
 	config_defaults(&cfg);
 	if (config_load(&cfg, config_path, config_given) < 0)
 		return ZDD_EXIT_USAGE;
 	invoker(user, sizeof(user));
+	inv.user = user;
 	if (privdrop(cfg.deploy_user) < 0)
 		return ZDD_EXIT_USAGE;
 	if (env_sanitize() < 0 || setup_signals() < 0)
@@ -245,28 +342,7 @@ main(int argc, char *argv[])
 		return ZDD_EXIT_FAILED;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-
-	if (strcmp(cmd, "hook") == 0) {
-		rc = cmd_hook(&cfg, user);
-	} else if (strcmp(cmd, "deploy") == 0) {
-		struct deploy_request rq = { .rev = rev,
-		    .build_command = build_command,
-		    .branch = rev ? NULL : cfg.branch, .user = user };
-
-		rc = deploy_run(&cfg, &rq);
-	} else if (strcmp(cmd, "rollback") == 0) {
-		rc = rollback_run(&cfg, arg, user);
-	} else if (strcmp(cmd, "restart") == 0) {
-		rc = restart_run(&cfg, user);
-	} else if (strcmp(cmd, "releases") == 0) {
-		rc = releases_show(&cfg);
-	} else if (strcmp(cmd, "status") == 0) {
-		rc = status_show(&cfg);
-	} else if (strcmp(cmd, "logs-serve") == 0) {
-		rc = logs_serve(&cfg);
-	} else {
-		rc = prune_run(&cfg);
-	}
+	rc = cmd->run ? cmd->run(&cfg, &inv) : cmd->run_cfg(&cfg);
 	curl_global_cleanup();
 	return rc;
 }

@@ -4,6 +4,9 @@
  * environment, bounded in time, and killed as a process group so nothing
  * a build leaves behind in its group keeps running (one that calls setsid
  * escapes it: see myapp-zdd(8)).
+ *
+ * Nothing here logs: a program that cannot be started is a negative errno
+ * (-ETIMEDOUT: killed at the deadline), and the caller says what failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -159,21 +162,15 @@ spawn_start(char *const argv[], const struct spawn_opts *o, pid_t *pid_out)
 	pid_t pid;
 
 	rc = build_env(o->extra_env, envp, ENV_MAX);
-	if (rc < 0) {
-		log_err("cannot run %s: environment too large", argv[0]);
+	if (rc < 0)
 		return rc;
-	}
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
-		rc = -errno;
-		log_err("cannot run %s: pipe: %m", argv[0]);
-		return rc;
-	}
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return -errno;
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
-		log_err("cannot run %s: fork: %m", argv[0]);
 		close(errpipe[0]);
 		close(errpipe[1]);
 		return rc;
@@ -188,8 +185,6 @@ spawn_start(char *const argv[], const struct spawn_opts *o, pid_t *pid_out)
 	} while (got < 0 && errno == EINTR);
 	close(errpipe[0]);
 	if (got == (ssize_t)sizeof(child_err)) {
-		errno = child_err;
-		log_err("cannot run %s: %m", argv[0]);
 		waitpid(pid, NULL, 0);
 		return child_err > 0 ? -child_err : -EIO;
 	}
@@ -227,11 +222,8 @@ spawn_capture(char *const argv[], const struct spawn_opts *o, char *out,
 	int fds[2], rc;
 	pid_t pid = -1;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		rc = -errno;
-		log_err("cannot run %s: pipe: %m", argv[0]);
-		return rc;
-	}
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
 	co.out_fd = fds[1];
 	rc = spawn_start(argv, &co, &pid);
 	close(fds[1]);

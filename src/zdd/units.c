@@ -34,7 +34,7 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 
 int
 units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
-    const char *unit1, const char *unit2)
+    const char *unit1, const char *unit2, char *why, size_t whylen)
 {
 	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
 	    (char *)verb, (char *)unit1, (char *)unit2, NULL };
@@ -43,26 +43,29 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
 	 * routine "can still be activated by myapp.socket" warning. */
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
 	    .timeout_s = timeout_s };
-	char why[64], out[2048];
+	char status_text[64], out[2048];
 	int status, rc;
 
 	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
 	if (rc == -ETIMEDOUT) {
-		log_err("systemctl %s %s took more than %u s", verb, unit1,
-		    timeout_s);
+		snprintf(why, whylen, "systemctl %s %s took more than %u s",
+		    verb, unit1, timeout_s);
 		return rc;
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
+		snprintf(why, whylen, "cannot run %s: %m", cfg->systemctl);
 		return rc;
+	}
 	if (!spawn_ok(status)) {
 		size_t len = strlen(out);
 
 		while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
 			out[--len] = '\0';
-		spawn_describe(status, why, sizeof(why));
-		log_err("systemctl %s %s%s%s failed (%s)%s%s", verb, unit1,
-		    unit2 ? " " : "", unit2 ? unit2 : "", why,
-		    out[0] ? ": " : "", out);
+		spawn_describe(status, status_text, sizeof(status_text));
+		snprintf(why, whylen, "systemctl %s %s%s%s failed (%s)%s%s",
+		    verb, unit1, unit2 ? " " : "", unit2 ? unit2 : "",
+		    status_text, out[0] ? ": " : "", out);
 		return -EIO;
 	}
 	return 0;
@@ -138,7 +141,7 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 		return rc < 0 ? rc : -EIO;
 	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char unit[128], load[32], active[32], sub[32], id[ZDD_ID_MAX];
-		char probe[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
+		char probe[ZDD_NAME_MAX + ZDD_ID_MAX + 24], why[ZDD_WHY_MAX];
 		size_t len;
 
 		if (sscanf(line, "%127s %31s %31s %31s", unit, load, active,
@@ -158,8 +161,10 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 			continue;
 		}
 		log_info("       stopping stray %s", unit);
-		if (unit_name(cfg, "side-probe", id, probe, sizeof(probe)) == 0)
-			units_run(cfg, 120, "stop", unit, probe);
+		if (unit_name(cfg, "side-probe", id, probe,
+		    sizeof(probe)) == 0 && units_run(cfg, 120, "stop", unit,
+		    probe, why, sizeof(why)) < 0)
+			log_err("%s", why);
 	}
 	return (int)count;
 }

@@ -34,6 +34,13 @@ enum zdd_exit {
 #define ZDD_ID_MAX     32   /* YYYYmmddHHMMSS-abcdef1 is 22 */
 #define ZDD_STEPS_MAX  16
 
+/*
+ * The error rule: a function that fails returns a negative errno and, where
+ * it takes one, says why in a buffer (why/whylen); only the caller that
+ * decides what the failure means logs it, once.
+ */
+#define ZDD_WHY_MAX 4096
+
 /* config.c */
 struct zdd_config {
 	char app[ZDD_NAME_MAX + 1];
@@ -68,6 +75,8 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_step(const char *name, const char *result, double seconds);
 void log_file_tail(const char *path, unsigned lines);
+
+/* clock.c */
 double clock_seconds(void);
 
 /* spawn.c */
@@ -90,10 +99,13 @@ void spawn_reset_signals(void);
 
 /* privdrop.c */
 int privdrop(const char *user);
+
+/* env.c */
 int env_sanitize(void);
 
 /* lock.c */
-int lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out);
+int lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
+    char *why, size_t whylen);
 void lock_release(int fd);
 
 /* refline.c */
@@ -106,28 +118,52 @@ int refline_parse(const char *line, struct ref_update *u);
 bool sha_is_zero(const char *sha);
 bool sha_valid(const char *sha);
 
-/* release.c */
+/* release_id.c */
 int release_id_make(time_t t, const char *sha, char *out, size_t n);
 bool release_id_valid(const char *id);
 int release_id_pick(const char *app_root, const char *sha, char *out,
-    size_t n);
-int release_link_read(const char *app_root, const char *name, char *id,
-    size_t n);
-int release_link_swap(const char *app_root, const char *name,
-    const char *id);
-int release_link_remove(const char *app_root, const char *name);
+    size_t n, char *why, size_t whylen);
+
+/* release_path.c */
+#define ZDD_RELEASE_PATH_MAX (ZDD_PATH_MAX + 128)
+int release_path(const char *app_root, const char *entry, const char *name,
+    char *out, size_t n);
+bool path_exists(const char *path);
+int release_read_file(const char *app_root, const char *id,
+    const char *name, char *buf, size_t n);
+
+/* links.c */
+struct links {
+	char current[ZDD_ID_MAX];   /* "" when missing or broken */
+	char previous[ZDD_ID_MAX];
+	int current_rc;             /* 0, -ENOENT (missing), or broken */
+	int previous_rc;
+};
+int links_read(const char *app_root, struct links *l, char *why,
+    size_t whylen);
+int links_swap(const char *app_root, const char *name, const char *id,
+    char *why, size_t whylen);
+int links_remove(const char *app_root, const char *name, char *why,
+    size_t whylen);
+int links_restore(const char *app_root, const struct links *old, char *why,
+    size_t whylen);
+
+/* prune.c */
 int release_list(const char *app_root, char ***ids, size_t *n);
 void release_list_free(char **ids, size_t n);
 void prune_select(char *const *ids, size_t n, const char *current,
     const char *previous, unsigned keep, bool *remove);
 int release_remove(const char *app_root, const char *name);
-int release_prune(const struct zdd_config *cfg, unsigned *removed);
+int prune_releases(const struct zdd_config *cfg, unsigned *removed);
+int prune_run(const struct zdd_config *cfg);
+
+/* checkout.c */
+int git_rev_parse(const struct zdd_config *cfg, const char *spec, char *sha,
+    size_t n, char *why, size_t whylen);
 int release_resolve(const struct zdd_config *cfg, const char *rev,
-    char *sha, size_t n);
+    char *sha, size_t n, char *why, size_t whylen);
 int release_checkout(const struct zdd_config *cfg, const char *sha,
-    const char *id);
-int release_read_file(const char *app_root, const char *id,
-    const char *name, char *buf, size_t n);
+    const char *id, char *why, size_t whylen);
 
 /* build.c */
 int build_run(const struct zdd_config *cfg, const char *id,
@@ -137,7 +173,8 @@ int build_run(const struct zdd_config *cfg, const char *id,
 int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n);
 int units_run(const struct zdd_config *cfg, unsigned timeout_s,
-    const char *verb, const char *unit1, const char *unit2);
+    const char *verb, const char *unit1, const char *unit2, char *why,
+    size_t whylen);
 void units_reset_failed(const struct zdd_config *cfg, const char *unit1,
     const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
@@ -194,12 +231,12 @@ int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
 int rollback_run(const struct zdd_config *cfg, const char *id,
     const char *user);
 int restart_run(const struct zdd_config *cfg, const char *user);
-int prune_run(const struct zdd_config *cfg);
 
 /* branch.c */
 int branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
     char *why, size_t n);
-int branch_record(const struct zdd_config *cfg, const char *sha);
+int branch_record(const struct zdd_config *cfg, const char *sha, char *why,
+    size_t n);
 
 /* info.c */
 int releases_show(const struct zdd_config *cfg);

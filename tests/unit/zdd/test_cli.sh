@@ -327,6 +327,22 @@ rc=0; zdd restart || rc=$?
     [ "$(served)" = "$(cat "$ROOT/current/REVISION")" ]
 ok $? "next handover (restart) stops the stray side instance"
 
+# --- after the swap, with nothing live before: back to nothing ------------------------
+cur=$(current); prev=$(previous); nrel=$(nreleases)
+rm "$ROOT/current" "$ROOT/previous"
+touch "$T/state/main-broken"
+sleep 1; commit "first release, main down"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 4 ] && [ ! -e "$ROOT/current" ] && [ ! -e "$ROOT/previous" ] &&
+    [ "$(side_sockets)" -eq 0 ] && [ "$(nreleases)" -eq "$nrel" ] &&
+    has "removed release" && has "links restored, nothing was live before"
+ok $? "main fails on the first release: exit 4, no links, release removed, side stopped"
+rm "$T/state/main-broken"
+ln -s "releases/$cur" "$ROOT/current"; ln -s "releases/$prev" "$ROOT/previous"
+rc=0; zdd restart || rc=$?
+[ "$rc" -eq 0 ] && [ "$(served)" = "$(cat "$ROOT/current/REVISION")" ]
+ok $? "links put back by hand: restart serves the release again"
+
 # --- lock ----------------------------------------------------------------------------
 flock "$ROOT/.deploy.lock" sleep 4 &
 holder=$!

@@ -24,6 +24,9 @@
 
 static int tests, failures;
 static char tmpdir[256];
+/* What a failing engine function says (zdd.h: the error rule). */
+static char why[ZDD_WHY_MAX];
+#define WHY why, sizeof(why)
 
 static void
 ok(bool cond, const char *fmt, ...)
@@ -259,14 +262,14 @@ test_release_id(void)
 
 	snprintf(root, sizeof(root), "%s/idroot", tmpdir);
 	sh("mkdir -p %s/releases", root);
-	ok(release_id_pick(root, sha, id, sizeof(id)) == 0, "id picked");
+	ok(release_id_pick(root, sha, id, sizeof(id), WHY) == 0, "id picked");
 	sh("mkdir %s/releases/%s", root, id);
-	ok(release_id_pick(root, sha, id2, sizeof(id2)) == 0 &&
+	ok(release_id_pick(root, sha, id2, sizeof(id2), WHY) == 0 &&
 	    strcmp(id2, id) > 0, "same second, same sha: next id is unique "
 	    "and sorts later (%s > %s)", id2, id);
 	sh("mkdir %s/releases/%s.tmp", root, id2);
 	char id3[ZDD_ID_MAX];
-	ok(release_id_pick(root, sha, id3, sizeof(id3)) == 0 &&
+	ok(release_id_pick(root, sha, id3, sizeof(id3), WHY) == 0 &&
 	    strcmp(id3, id2) > 0, "an unfinished .tmp also blocks its id");
 }
 
@@ -323,24 +326,27 @@ static void
 test_symlink_swap(void)
 {
 	char root[300], target[300], link[340];
-	char id[ZDD_ID_MAX];
+	struct links l;
 	ssize_t len;
 
 	snprintf(root, sizeof(root), "%s/swap", tmpdir);
 	sh("mkdir -p %s/releases/20260101000000-aaaaaaa "
 	    "%s/releases/20260102000000-bbbbbbb", root, root);
 	snprintf(link, sizeof(link), "%s/current", root);
-	ok(release_link_read(root, "current", id, sizeof(id)) == -ENOENT,
-	    "no current yet -> -ENOENT");
-	ok(release_link_swap(root, "current", "20260101000000-aaaaaaa") == 0,
+	ok(links_read(root, &l, WHY) == 0 &&
+	    l.current_rc == -ENOENT && l.current[0] == '\0' &&
+	    l.previous_rc == -ENOENT && why[0] == '\0',
+	    "no current, no previous yet -> -ENOENT each, no error");
+	ok(links_swap(root, "current", "20260101000000-aaaaaaa", WHY) == 0,
 	    "swap creates current");
 	len = readlink(link, target, sizeof(target) - 1);
 	target[len > 0 ? len : 0] = '\0';
 	ok(strcmp(target, "releases/20260101000000-aaaaaaa") == 0,
 	    "current is a relative link (%s)", target);
-	ok(release_link_swap(root, "current", "20260102000000-bbbbbbb") == 0 &&
-	    release_link_read(root, "current", id, sizeof(id)) == 0 &&
-	    strcmp(id, "20260102000000-bbbbbbb") == 0, "swap replaces current");
+	ok(links_swap(root, "current", "20260102000000-bbbbbbb", WHY) == 0 &&
+	    links_read(root, &l, WHY) == 0 &&
+	    strcmp(l.current, "20260102000000-bbbbbbb") == 0,
+	    "swap replaces current");
 	ok(sh("ls -A %s | grep -q new", root) != 0, "no temporary link left");
 	ok(sh("test -f %s/current/../../swap/current/. || test -d %s/current",
 	    root, root) == 0, "current resolves to a directory");
@@ -349,8 +355,9 @@ test_symlink_swap(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		for (int i = 0; i < 2000; i++)
-			release_link_swap(root, "current", i % 2 ?
-			    "20260101000000-aaaaaaa" : "20260102000000-bbbbbbb");
+			links_swap(root, "current", i % 2 ?
+			    "20260101000000-aaaaaaa" : "20260102000000-bbbbbbb",
+			    WHY);
 		_exit(0);
 	}
 	int missing = 0, reads = 0, st;
@@ -364,8 +371,14 @@ test_symlink_swap(void)
 	ok(missing == 0, "current never missing during 2000 swaps "
 	    "(%d reads)", reads);
 	sh("ln -sfn /etc %s/previous", root);
-	ok(release_link_read(root, "previous", id, sizeof(id)) == -EINVAL,
-	    "a link outside releases/ is refused, not followed");
+	ok(links_read(root, &l, WHY) == -EINVAL &&
+	    l.previous_rc == -EINVAL && l.previous[0] == '\0' &&
+	    l.current_rc == 0 && strstr(why, "/previous points to '/etc'"),
+	    "a link outside releases/ is refused, not followed (%s)", why);
+	sh("ln -sfn /etc %s/current", root);
+	ok(links_read(root, &l, WHY) == -EINVAL &&
+	    strstr(why, "current points") && strstr(why, "; ") &&
+	    strstr(why, "previous points"), "both broken: both named");
 }
 
 static void
@@ -398,17 +411,22 @@ test_checkout(void)
 	sh("mkdir -p %s/root/shared && echo SECRET=1 > %s/root/shared/.env",
 	    dir, dir);
 
-	ok(release_resolve(&c, NULL, sha, sizeof(sha)) == 0 && sha_valid(sha),
+	ok(release_resolve(&c, NULL, sha, sizeof(sha), WHY) == 0 &&
+	    sha_valid(sha),
 	    "tip of main resolved (%.12s)", sha);
-	ok(release_resolve(&c, "main~1", first, sizeof(first)) == 0 &&
+	ok(release_resolve(&c, "main~1", first, sizeof(first), WHY) == 0 &&
 	    strcmp(first, sha) != 0, "main~1 resolved");
-	ok(release_resolve(&c, "nosuchbranch", buf, sizeof(buf)) == -ENOENT,
+	ok(release_resolve(&c, "nosuchbranch", buf, sizeof(buf), WHY) ==
+	    -ENOENT &&
+	    strstr(why, "no commit 'nosuchbranch'"),
 	    "unknown revision -> -ENOENT");
-	ok(release_resolve(&c, "--upload-pack=evil", buf, sizeof(buf)) ==
-	    -EINVAL, "option-looking revision refused");
+	ok(release_resolve(&c, "--upload-pack=evil", buf, sizeof(buf), WHY) ==
+	    -EINVAL && strstr(why, "is not a revision"),
+	    "option-looking revision refused");
 
-	ok(release_id_pick(c.app_root, sha, id, sizeof(id)) == 0 &&
-	    release_checkout(&c, sha, id) == 0, "checkout into releases/%s", id);
+	ok(release_id_pick(c.app_root, sha, id, sizeof(id), WHY) == 0 &&
+	    release_checkout(&c, sha, id, WHY) == 0,
+	    "checkout into releases/%s", id);
 	snprintf(path, sizeof(path), "%s/releases/%s", c.app_root, id);
 	ok(!exists("%s.tmp", path) && exists("%s/Makefile", path),
 	    "renamed from .tmp to the final id");
@@ -431,8 +449,8 @@ test_checkout(void)
 	    "no .git in the release, no index left in the repo or releases");
 
 	char id2[ZDD_ID_MAX];
-	ok(release_id_pick(c.app_root, first, id2, sizeof(id2)) == 0 &&
-	    release_checkout(&c, first, id2) == 0 &&
+	ok(release_id_pick(c.app_root, first, id2, sizeof(id2), WHY) == 0 &&
+	    release_checkout(&c, first, id2, WHY) == 0 &&
 	    sh("grep -qx data %s/releases/%s/sub/file", c.app_root, id2) == 0,
 	    "older revision checked out beside it");
 
@@ -440,10 +458,11 @@ test_checkout(void)
 	char bad_id[ZDD_ID_MAX];
 	const char *nosha = "0123456789012345678901234567890123456789";
 	release_id_make(time(NULL) + 100, nosha, bad_id, sizeof(bad_id));
-	ok(release_checkout(&c, nosha, bad_id) < 0 &&
+	ok(release_checkout(&c, nosha, bad_id, WHY) < 0 &&
 	    !exists("%s/releases/%s.tmp", c.app_root, bad_id) &&
-	    !exists("%s/releases/%s", c.app_root, bad_id),
-	    "failed checkout leaves no directory");
+	    !exists("%s/releases/%s", c.app_root, bad_id) &&
+	    strstr(why, "git checkout of"),
+	    "failed checkout leaves no directory, says why (%s)", why);
 }
 
 struct build_case {
@@ -478,8 +497,8 @@ test_branch_race(void)
 	snprintf(c.repo, sizeof(c.repo), "%s/repo.git", dir);
 	snprintf(c.app_root, sizeof(c.app_root), "%s/root", dir);
 	sh("mkdir -p %s/root", dir);
-	if (release_resolve(&c, "main~1", base, sizeof(base)) < 0 ||
-	    release_resolve(&c, "main", next, sizeof(next)) < 0 ||
+	if (release_resolve(&c, "main~1", base, sizeof(base), WHY) < 0 ||
+	    release_resolve(&c, "main", next, sizeof(next), WHY) < 0 ||
 	    sh("git --git-dir=%s update-ref refs/heads/main %s", c.repo,
 	    base) != 0) {
 		ok(false, "race repository set up");
@@ -488,7 +507,7 @@ test_branch_race(void)
 	ok(branch_check_unmoved(&c, base, why, sizeof(why)) == 0,
 	    "nothing recorded, branch at the push's base: go on");
 
-	ok(branch_record(&c, next) == 0, "deployed revision recorded");
+	ok(branch_record(&c, next, WHY) == 0, "deployed revision recorded");
 	pid = fork();
 	if (pid == 0) {
 		usleep(300 * 1000);
@@ -594,7 +613,7 @@ test_lock(void)
 	if (pid == 0) {
 		char c = 'x';
 
-		if (lock_acquire(root, 0, &fd) == 0) {
+		if (lock_acquire(root, 0, &fd, WHY) == 0) {
 			if (write(p[1], &c, 1) < 0)
 				_exit(1);
 			sleep(3);
@@ -616,7 +635,7 @@ test_lock(void)
 		close(cfd);
 		int saved2 = dup(2);
 		dup2(1, 2);
-		rc = lock_acquire(root, 1, &fd2);
+		rc = lock_acquire(root, 1, &fd2, WHY);
 		fflush(stdout);
 		fflush(stderr);
 		dup2(saved, 1);
@@ -628,13 +647,15 @@ test_lock(void)
 	double waited = clock_seconds() - t0;
 	char expect[64];
 	snprintf(expect, sizeof(expect), "held by pid %ld", (long)pid);
-	ok(rc == -ETIMEDOUT, "second taker times out");
+	ok(rc == -ETIMEDOUT && strstr(why, expect) &&
+	    strstr(why, "(LOCK_TIMEOUT)"), "second taker times out, says "
+	    "why (%s)", why);
 	ok(waited >= 0.9 && waited < 3, "after the bounded wait (%.1f s)",
 	    waited);
 	ok(strstr(out, "waiting for deploy lock") && strstr(out, expect),
 	    "says whom it waits for ('%s')", expect);
 	t0 = clock_seconds();
-	rc = lock_acquire(root, 10, &fd2);
+	rc = lock_acquire(root, 10, &fd2, WHY);
 	ok(rc == 0 && clock_seconds() - t0 < 5,
 	    "waiter gets the lock once the holder exits (%.1f s)",
 	    clock_seconds() - t0);
