@@ -3,7 +3,8 @@
 
 #include <time.h>
 
-int64_t monotonic_ms(void)
+int64_t
+monotonic_ms(void)
 {
 	struct timespec ts;
 

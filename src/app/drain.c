@@ -39,7 +39,7 @@
 
 #include "clock.h"
 
-#define CUT_GRACE_MS 1000	/* for a TCP client to close after our FIN */
+#define CUT_GRACE_MS 1000 /* for a TCP client to close after our FIN */
 
 /* CONN_CUT is set by the drain (from NEW or IDLE) just before it cuts the
  * connection; a request that finds it there is answered without
@@ -48,12 +48,12 @@ enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE, CONN_CUT };
 
 /* One per connection, in the drain's list. */
 struct drain_conn {
-	atomic_int state;	/* enum conn_state; moved by the drain too */
-	int fd;			/* libmicrohttpd's, never closed here */
-	dev_t dev;		/* which socket fd is: guards against fd reuse */
+	atomic_int state; /* enum conn_state; moved by the drain too */
+	int fd;           /* libmicrohttpd's, never closed here */
+	dev_t dev;        /* which socket fd is: guards against fd reuse */
 	ino_t ino;
 	int family;
-	int cut;		/* shut down by the drain */
+	int cut; /* shut down by the drain */
 	struct drain_conn *prev, *next;
 };
 
@@ -61,14 +61,15 @@ struct drain {
 	unsigned idle_ms;
 	atomic_uint requests_in_flight;
 	atomic_uint connections;
-	pthread_mutex_t conns_lock;	/* the list, and the fds' lifetime */
+	pthread_mutex_t conns_lock; /* the list, and the fds' lifetime */
 	struct drain_conn *conns;
 	int64_t started_ms;
-	int64_t last_cut_ms;		/* the last cut, or the first pass; 0: none yet */
+	int64_t last_cut_ms; /* the last cut, or the first pass; 0: none yet */
 	unsigned cut_total;
 };
 
-int drain_new(struct drain **out, unsigned idle_ms)
+int
+drain_new(struct drain **out, unsigned idle_ms)
 {
 	struct drain *d = calloc(1, sizeof(*d));
 
@@ -85,7 +86,8 @@ int drain_new(struct drain **out, unsigned idle_ms)
 	return 0;
 }
 
-void drain_free(struct drain *d)
+void
+drain_free(struct drain *d)
 {
 	if (!d)
 		return;
@@ -95,7 +97,8 @@ void drain_free(struct drain *d)
 
 /* Records what the drain needs to cut the connection later; NULL when it
  * cannot. */
-static struct drain_conn *conn_new(int fd)
+static struct drain_conn *
+conn_new(int fd)
 {
 	struct drain_conn *dc;
 	struct stat st;
@@ -108,7 +111,8 @@ static struct drain_conn *conn_new(int fd)
 		return NULL;
 	atomic_init(&dc->state, CONN_NEW);
 	dc->fd = fd;
-	if (fstat(dc->fd, &st) < 0 || getsockopt(dc->fd, SOL_SOCKET, SO_DOMAIN, &dc->family, &len) < 0) {
+	if (fstat(dc->fd, &st) < 0 ||
+	    getsockopt(dc->fd, SOL_SOCKET, SO_DOMAIN, &dc->family, &len) < 0) {
 		free(dc);
 		return NULL;
 	}
@@ -117,7 +121,8 @@ static struct drain_conn *conn_new(int fd)
 	return dc;
 }
 
-struct drain_conn *drain_conn_opened(struct drain *d, int fd)
+struct drain_conn *
+drain_conn_opened(struct drain *d, int fd)
 {
 	struct drain_conn *dc = conn_new(fd);
 
@@ -133,7 +138,8 @@ struct drain_conn *drain_conn_opened(struct drain *d, int fd)
 	return dc;
 }
 
-void drain_conn_closed(struct drain *d, struct drain_conn *dc)
+void
+drain_conn_closed(struct drain *d, struct drain_conn *dc)
 {
 	if (dc) {
 		pthread_mutex_lock(&d->conns_lock);
@@ -149,15 +155,18 @@ void drain_conn_closed(struct drain *d, struct drain_conn *dc)
 	atomic_fetch_sub(&d->connections, 1);
 }
 
-int drain_request_begin(struct drain *d, struct drain_conn *dc)
+int
+drain_request_begin(struct drain *d, struct drain_conn *dc)
 {
-	atomic_fetch_add(&d->requests_in_flight, 1);	/* until drain_request_end() */
+	atomic_fetch_add(
+	    &d->requests_in_flight, 1); /* until drain_request_end() */
 	if (!dc)
 		return 0;
 	return atomic_exchange(&dc->state, CONN_BUSY) == CONN_CUT;
 }
 
-void drain_request_end(struct drain *d, struct drain_conn *dc)
+void
+drain_request_end(struct drain *d, struct drain_conn *dc)
 {
 	if (dc) {
 		int busy = CONN_BUSY;
@@ -168,35 +177,40 @@ void drain_request_end(struct drain *d, struct drain_conn *dc)
 	atomic_fetch_sub(&d->requests_in_flight, 1);
 }
 
-unsigned drain_requests_in_flight(struct drain *d)
+unsigned
+drain_requests_in_flight(struct drain *d)
 {
 	return atomic_load(&d->requests_in_flight);
 }
 
-void drain_begin(struct drain *d)
+void
+drain_begin(struct drain *d)
 {
 	d->started_ms = monotonic_ms();
 }
 
 /* Cuts one idle connection (see the top of this file); 1 when cut. */
-static int cut_connection(struct drain_conn *dc)
+static int
+cut_connection(struct drain_conn *dc)
 {
 	struct stat st;
 	int pending = 0;
 
-	if (fstat(dc->fd, &st) < 0 || st.st_dev != dc->dev || st.st_ino != dc->ino)
-		return 0;	/* not that socket any more: leave it alone */
+	if (fstat(dc->fd, &st) < 0 || st.st_dev != dc->dev ||
+	    st.st_ino != dc->ino)
+		return 0; /* not that socket any more: leave it alone */
 	if (dc->family == AF_UNIX)
 		return shutdown(dc->fd, SHUT_RD) == 0;
 	if (ioctl(dc->fd, FIONREAD, &pending) < 0 || pending > 0)
-		return 0;	/* a request is arriving: it gets its answer */
+		return 0; /* a request is arriving: it gets its answer */
 	return shutdown(dc->fd, SHUT_WR) == 0;
 }
 
 /* Claims an idle (or new) connection for the cut: a request starting on
  * it from now on knows (drain_request_begin()); one that started before
  * keeps it BUSY and is left alone. */
-static int claim_for_cut(struct drain_conn *dc)
+static int
+claim_for_cut(struct drain_conn *dc)
 {
 	int expected = CONN_IDLE;
 
@@ -207,7 +221,8 @@ static int claim_for_cut(struct drain_conn *dc)
 }
 
 /* After the linger: cut every connection that has no request in hand. */
-static void cut_idle_connections(struct drain *d)
+static void
+cut_idle_connections(struct drain *d)
 {
 	unsigned cut = 0;
 
@@ -215,7 +230,7 @@ static void cut_idle_connections(struct drain *d)
 	for (struct drain_conn *dc = d->conns; dc; dc = dc->next) {
 		if (dc->cut || !claim_for_cut(dc))
 			continue;
-		dc->cut = 1;	/* one attempt: a failed cut is left to the stop */
+		dc->cut = 1; /* one attempt: a failed cut is left to the stop */
 		cut += cut_connection(dc);
 	}
 	pthread_mutex_unlock(&d->conns_lock);
@@ -224,14 +239,16 @@ static void cut_idle_connections(struct drain *d)
 	d->cut_total += cut;
 }
 
-static int drained(struct drain *d)
+static int
+drained(struct drain *d)
 {
 	int64_t now = monotonic_ms();
 
-	if (atomic_load(&d->connections) == 0 && atomic_load(&d->requests_in_flight) == 0)
+	if (atomic_load(&d->connections) == 0 &&
+	    atomic_load(&d->requests_in_flight) == 0)
 		return 1;
 	if (now - d->started_ms < (int64_t)d->idle_ms)
-		return 0;	/* linger: idle connections may still carry a request */
+		return 0; /* linger: idle connections may still carry a request */
 	cut_idle_connections(d);
 	if (atomic_load(&d->requests_in_flight) != 0)
 		return 0;
@@ -241,7 +258,8 @@ static int drained(struct drain *d)
 	return now - d->last_cut_ms >= CUT_GRACE_MS;
 }
 
-int drain_wait(struct drain *d, int64_t deadline_ms)
+int
+drain_wait(struct drain *d, int64_t deadline_ms)
 {
 	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 5 * 1000000L };
 
@@ -253,7 +271,8 @@ int drain_wait(struct drain *d, int64_t deadline_ms)
 	return 0;
 }
 
-unsigned drain_connections_cut(const struct drain *d)
+unsigned
+drain_connections_cut(const struct drain *d)
 {
 	return d->cut_total;
 }

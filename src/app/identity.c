@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-void identity_clean(char *dst, size_t dst_size, const char *src, size_t src_len)
+void
+identity_clean(char *dst, size_t dst_size, const char *src, size_t src_len)
 {
 	size_t n = 0;
 
@@ -18,7 +19,7 @@ void identity_clean(char *dst, size_t dst_size, const char *src, size_t src_len)
 		if (c == '\n' || c == '\r' || c == '\0')
 			break;
 		if (c < 0x20 || c > 0x7e)
-			continue;	/* the value ends up in HTML and logs */
+			continue; /* the value ends up in HTML and logs */
 		dst[n++] = (char)c;
 	}
 	while (n > 0 && dst[n - 1] == ' ')
@@ -28,13 +29,16 @@ void identity_clean(char *dst, size_t dst_size, const char *src, size_t src_len)
 		snprintf(dst, dst_size, "unknown");
 }
 
-static int read_small_file(const char *dir, const char *name, char *buf, size_t size, size_t *len)
+static int
+read_small_file(
+    const char *dir, const char *name, char *buf, size_t size, size_t *len)
 {
 	char path[4096];
 	int fd;
 	ssize_t got;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
@@ -50,7 +54,8 @@ static int read_small_file(const char *dir, const char *name, char *buf, size_t 
 	return 0;
 }
 
-static void load_one(char *dst, const char *env_name, const char *dir, const char *file)
+static void
+load_one(char *dst, const char *env_name, const char *dir, const char *file)
 {
 	const char *env = getenv(env_name);
 	char buf[IDENTITY_MAX];
@@ -65,7 +70,8 @@ static void load_one(char *dst, const char *env_name, const char *dir, const cha
 	identity_clean(dst, IDENTITY_MAX, buf, len);
 }
 
-void identity_load(struct identity *id, const char *dir)
+void
+identity_load(struct identity *id, const char *dir)
 {
 	load_one(id->release, "ZDD_RELEASE", dir, "RELEASE");
 	load_one(id->revision, "ZDD_REVISION", dir, "REVISION");

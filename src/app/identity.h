@@ -17,6 +17,7 @@ void identity_load(struct identity *id, const char *dir);
 
 /* Copy one value, keeping only printable ASCII up to the first line end;
  * "unknown" when nothing is left. Exposed for tests. */
-void identity_clean(char *dst, size_t dst_size, const char *src, size_t src_len);
+void identity_clean(
+    char *dst, size_t dst_size, const char *src, size_t src_len);
 
 #endif

@@ -10,10 +10,10 @@
 #include <json-c/json.h>
 
 #ifndef JSON_TOKENER_VALIDATE_UTF8
-#define JSON_TOKENER_VALIDATE_UTF8 0	/* older json-c: no UTF-8 check */
+#define JSON_TOKENER_VALIDATE_UTF8 0 /* older json-c: no UTF-8 check */
 #endif
 
-#define BODY_MAX_DEPTH 8	/* a note is one flat object */
+#define BODY_MAX_DEPTH 8 /* a note is one flat object */
 
 /*
  * json-c 0.17+ in strict mode refuses every byte >= 0x80 inside a string (a
@@ -22,7 +22,8 @@
  * valid anyway: check the structure strictly on a copy with those bytes
  * masked as ASCII, and take the text from a second, UTF-8-validating parse.
  */
-static bool has_high_bytes(const char *body, size_t len)
+static bool
+has_high_bytes(const char *body, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)body[i] >= 0x80)
@@ -30,7 +31,8 @@ static bool has_high_bytes(const char *body, size_t len)
 	return false;
 }
 
-static int strict_structure_ok(const char *body, size_t len)
+static int
+strict_structure_ok(const char *body, size_t len)
 {
 	struct json_tokener *tok;
 	struct json_object *root;
@@ -59,7 +61,9 @@ static int strict_structure_ok(const char *body, size_t len)
 	return ok ? 0 : -EINVAL;
 }
 
-int json_body_note_text(const char *body, size_t len, char **text, size_t *text_len, const char **why)
+int
+json_body_note_text(const char *body, size_t len, char **text, size_t *text_len,
+    const char **why)
 {
 	struct json_tokener *tok = NULL;
 	struct json_object *root = NULL, *field = NULL;
@@ -89,7 +93,8 @@ int json_body_note_text(const char *body, size_t len, char **text, size_t *text_
 		ret = -EINVAL;
 		json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 	} else {
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		json_tokener_set_flags(
+		    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	}
 	root = json_tokener_parse_ex(tok, body, (int)len);
 	if (!root || json_tokener_get_error(tok) != json_tokener_success)

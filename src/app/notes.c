@@ -21,8 +21,8 @@
 
 #include "clock.h"
 
-#define BUSY_TIMEOUT_MS 5000	/* per attempt, inside SQLite */
-#define WRITE_RETRY_MS 20000	/* overall, below the unit's 30 s stop timeout */
+#define BUSY_TIMEOUT_MS 5000 /* per attempt, inside SQLite */
+#define WRITE_RETRY_MS 20000 /* overall, below the unit's 30 s stop timeout */
 #define READERS_MAX 16
 
 struct reader {
@@ -49,25 +49,30 @@ struct notes {
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS notes ("
-	" id INTEGER PRIMARY KEY,"
-	" text TEXT NOT NULL,"
-	" created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))";
+    "CREATE TABLE IF NOT EXISTS notes ("
+    " id INTEGER PRIMARY KEY,"
+    " text TEXT NOT NULL,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))";
 
-static void sleep_ms(long ms)
+static void
+sleep_ms(long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct timespec ts = { .tv_sec = ms / 1000,
+		.tv_nsec = (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
 
-static int is_busy(int rc)
+static int
+is_busy(int rc)
 {
 	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
 }
 
 /* sqlite3_exec, retried while another process holds a lock. */
-static int exec_retry(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **), void *arg)
+static int
+exec_retry(sqlite3 *db, const char *sql,
+    int (*cb)(void *, int, char **, char **), void *arg)
 {
 	int64_t deadline = monotonic_ms() + WRITE_RETRY_MS;
 
@@ -88,10 +93,13 @@ static int exec_retry(sqlite3 *db, const char *sql, int (*cb)(void *, int, char 
  * (Measured: no difference in the handover's POST p99 on a quiet machine;
  * it bounds the wait where the default's sleeps would not.)
  */
-static int busy_wait(void *arg, int tries)
+static int
+busy_wait(void *arg, int tries)
 {
 	static const long step_us[] = { 50, 100, 200, 400, 800 };
-	long us = tries < (int)(sizeof(step_us) / sizeof(step_us[0])) ? step_us[tries] : 1000;
+	long us = tries < (int)(sizeof(step_us) / sizeof(step_us[0]))
+	    ? step_us[tries]
+	    : 1000;
 	struct timespec ts = { 0, us * 1000 };
 
 	(void)arg;
@@ -102,33 +110,41 @@ static int busy_wait(void *arg, int tries)
 	return 1;
 }
 
-static int check_wal(void *arg, int ncol, char **vals, char **names)
+static int
+check_wal(void *arg, int ncol, char **vals, char **names)
 {
 	(void)names;
 	*(int *)arg = ncol == 1 && vals[0] && strcmp(vals[0], "wal") == 0;
 	return 0;
 }
 
-static int open_db(const char *path, sqlite3 **out)
+static int
+open_db(const char *path, sqlite3 **out)
 {
 	sqlite3 *db = NULL;
 	int is_wal = 0;
 	int rc;
 
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot open database %s: %s\n", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		fprintf(stderr, "myapp: cannot open database %s: %s\n", path,
+		    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_busy_handler(db, busy_wait, NULL);
 	rc = exec_retry(db, "PRAGMA journal_mode=WAL", check_wal, &is_wal);
 	if (rc != SQLITE_OK || !is_wal) {
-		fprintf(stderr, "myapp: cannot put %s in WAL mode: %s\n", path, sqlite3_errmsg(db));
+		fprintf(stderr, "myapp: cannot put %s in WAL mode: %s\n", path,
+		    sqlite3_errmsg(db));
 		goto fail;
 	}
 	rc = exec_retry(db, "PRAGMA synchronous=FULL", NULL, NULL);
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot set synchronous=FULL on %s: %s\n", path, sqlite3_errmsg(db));
+		fprintf(stderr,
+		    "myapp: cannot set synchronous=FULL on %s: %s\n", path,
+		    sqlite3_errmsg(db));
 		goto fail;
 	}
 	*out = db;
@@ -138,32 +154,39 @@ fail:
 	return -EIO;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
 {
-	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
+	int rc = sqlite3_prepare_v3(
+	    db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
 
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot prepare \"%s\": %s\n", sql, sqlite3_errmsg(db));
+		fprintf(stderr, "myapp: cannot prepare \"%s\": %s\n", sql,
+		    sqlite3_errmsg(db));
 		return -EIO;
 	}
 	return 0;
 }
 
 /* Returns 0 or -EIO; on failure the transaction is rolled back whole. */
-static int commit_batch(struct notes *n, struct note_write *batch)
+static int
+commit_batch(struct notes *n, struct note_write *batch)
 {
 	int rc;
 
 	rc = exec_retry(n->wdb, "BEGIN IMMEDIATE", NULL, NULL);
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot begin a write transaction: %s\n", sqlite3_errmsg(n->wdb));
+		fprintf(stderr, "myapp: cannot begin a write transaction: %s\n",
+		    sqlite3_errmsg(n->wdb));
 		return is_busy(rc) ? -EBUSY : -EIO;
 	}
 	for (struct note_write *w = batch; w; w = w->next) {
 		sqlite3_reset(n->insert);
-		if (sqlite3_bind_text(n->insert, 1, w->text, (int)w->text_len, SQLITE_STATIC) != SQLITE_OK ||
+		if (sqlite3_bind_text(n->insert, 1, w->text, (int)w->text_len,
+			SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_step(n->insert) != SQLITE_DONE) {
-			fprintf(stderr, "myapp: cannot insert note: %s\n", sqlite3_errmsg(n->wdb));
+			fprintf(stderr, "myapp: cannot insert note: %s\n",
+			    sqlite3_errmsg(n->wdb));
 			goto rollback;
 		}
 		w->id = sqlite3_last_insert_rowid(n->wdb);
@@ -174,7 +197,8 @@ static int commit_batch(struct notes *n, struct note_write *batch)
 		goto rollback;
 	rc = exec_retry(n->wdb, "COMMIT", NULL, NULL);
 	if (rc != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot commit notes: %s\n", sqlite3_errmsg(n->wdb));
+		fprintf(stderr, "myapp: cannot commit notes: %s\n",
+		    sqlite3_errmsg(n->wdb));
 		goto rollback;
 	}
 	return 0;
@@ -186,7 +210,8 @@ rollback:
 	return -EIO;
 }
 
-static void *writer_main(void *arg)
+static void *
+writer_main(void *arg)
 {
 	struct notes *n = arg;
 
@@ -201,10 +226,11 @@ static void *writer_main(void *arg)
 		n->head = n->tail = NULL;
 		pthread_mutex_unlock(&n->lock);
 		if (!batch)
-			break;	/* stopping and nothing left */
+			break; /* stopping and nothing left */
 		result = commit_batch(n, batch);
 		for (struct note_write *w = batch; w; w = next) {
-			next = w->next;	/* w belongs to its owner once done() ran */
+			next =
+			    w->next; /* w belongs to its owner once done() ran */
 			w->result = result;
 			if (result < 0)
 				w->id = 0;
@@ -214,7 +240,8 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int notes_open(struct notes **out, const char *state_dir)
+int
+notes_open(struct notes **out, const char *state_dir)
 {
 	struct notes *n;
 	int ret = -ENOMEM;
@@ -235,15 +262,19 @@ int notes_open(struct notes **out, const char *state_dir)
 		goto fail;
 	ret = -EIO;
 	if (exec_retry(n->wdb, schema_sql, NULL, NULL) != SQLITE_OK) {
-		fprintf(stderr, "myapp: cannot create the notes table in %s: %s\n", n->path, sqlite3_errmsg(n->wdb));
+		fprintf(stderr,
+		    "myapp: cannot create the notes table in %s: %s\n", n->path,
+		    sqlite3_errmsg(n->wdb));
 		goto fail;
 	}
-	ret = prepare(n->wdb, "INSERT INTO notes(text) VALUES (?1)", &n->insert);
+	ret =
+	    prepare(n->wdb, "INSERT INTO notes(text) VALUES (?1)", &n->insert);
 	if (ret < 0)
 		goto fail;
 	ret = -pthread_create(&n->writer, NULL, writer_main, n);
 	if (ret < 0) {
-		fprintf(stderr, "myapp: cannot start the notes writer: %s\n", strerror(-ret));
+		fprintf(stderr, "myapp: cannot start the notes writer: %s\n",
+		    strerror(-ret));
 		goto fail;
 	}
 	n->writer_started = 1;
@@ -254,7 +285,8 @@ fail:
 	return ret;
 }
 
-void notes_close(struct notes *n)
+void
+notes_close(struct notes *n)
 {
 	if (!n)
 		return;
@@ -280,7 +312,8 @@ void notes_close(struct notes *n)
 	free(n);
 }
 
-int notes_submit(struct notes *n, struct note_write *w)
+int
+notes_submit(struct notes *n, struct note_write *w)
 {
 	if (!w->done || !w->text)
 		return -EINVAL;
@@ -309,7 +342,8 @@ struct insert_waiter {
 	int finished;
 };
 
-static void insert_waiter_done(struct note_write *w)
+static void
+insert_waiter_done(struct note_write *w)
 {
 	struct insert_waiter *iw = w->arg;
 
@@ -319,7 +353,8 @@ static void insert_waiter_done(struct note_write *w)
 	pthread_mutex_unlock(&iw->lock);
 }
 
-int64_t notes_insert_wait(struct notes *n, const char *text, size_t text_len)
+int64_t
+notes_insert_wait(struct notes *n, const char *text, size_t text_len)
 {
 	struct insert_waiter iw = { .finished = 0 };
 	int ret;
@@ -345,14 +380,19 @@ int64_t notes_insert_wait(struct notes *n, const char *text, size_t text_len)
 
 /* Readers: a small pool of connections, one user at a time each; WAL lets
  * them read while the writer commits. */
-static int reader_open(struct notes *n, struct reader *r)
+static int
+reader_open(struct notes *n, struct reader *r)
 {
 	int ret = open_db(n->path, &r->db);
 
 	if (ret < 0)
 		return ret;
-	if (prepare(r->db, "SELECT id, text, created_at FROM notes WHERE id = ?1", &r->get) < 0 ||
-	    prepare(r->db, "SELECT id, text, created_at FROM notes WHERE id <= ?2 ORDER BY id DESC LIMIT ?1", &r->list) < 0) {
+	if (prepare(r->db,
+		"SELECT id, text, created_at FROM notes WHERE id = ?1",
+		&r->get) < 0 ||
+	    prepare(r->db,
+		"SELECT id, text, created_at FROM notes WHERE id <= ?2 ORDER BY id DESC LIMIT ?1",
+		&r->list) < 0) {
 		sqlite3_finalize(r->get);
 		sqlite3_close(r->db);
 		memset(r, 0, sizeof(*r));
@@ -361,7 +401,8 @@ static int reader_open(struct notes *n, struct reader *r)
 	return 0;
 }
 
-static struct reader *reader_get(struct notes *n)
+static struct reader *
+reader_get(struct notes *n)
 {
 	struct reader *found = NULL;
 
@@ -389,7 +430,8 @@ static struct reader *reader_get(struct notes *n)
 	return found;
 }
 
-static void reader_put(struct notes *n, struct reader *r)
+static void
+reader_put(struct notes *n, struct reader *r)
 {
 	pthread_mutex_lock(&n->readers_lock);
 	r->in_use = 0;
@@ -397,7 +439,8 @@ static void reader_put(struct notes *n, struct reader *r)
 	pthread_mutex_unlock(&n->readers_lock);
 }
 
-static struct json_object *row_to_json(sqlite3_stmt *stmt)
+static struct json_object *
+row_to_json(sqlite3_stmt *stmt)
 {
 	struct json_object *obj = json_object_new_object();
 	const char *text = (const char *)sqlite3_column_text(stmt, 1);
@@ -405,9 +448,13 @@ static struct json_object *row_to_json(sqlite3_stmt *stmt)
 
 	if (!obj)
 		return NULL;
-	if (json_object_object_add(obj, "id", json_object_new_int64(sqlite3_column_int64(stmt, 0))) < 0 ||
-	    json_object_object_add(obj, "text", json_object_new_string_len(text ? text : "", sqlite3_column_bytes(stmt, 1))) < 0 ||
-	    json_object_object_add(obj, "created_at", json_object_new_string(created ? created : "")) < 0) {
+	if (json_object_object_add(obj, "id",
+		json_object_new_int64(sqlite3_column_int64(stmt, 0))) < 0 ||
+	    json_object_object_add(obj, "text",
+		json_object_new_string_len(
+		    text ? text : "", sqlite3_column_bytes(stmt, 1))) < 0 ||
+	    json_object_object_add(obj, "created_at",
+		json_object_new_string(created ? created : "")) < 0) {
 		json_object_put(obj);
 		return NULL;
 	}
@@ -415,7 +462,8 @@ static struct json_object *row_to_json(sqlite3_stmt *stmt)
 }
 
 /* Step a read statement, retrying the rare SQLITE_BUSY of WAL readers. */
-static int step_retry(sqlite3_stmt *stmt)
+static int
+step_retry(sqlite3_stmt *stmt)
 {
 	int64_t deadline = monotonic_ms() + WRITE_RETRY_MS;
 
@@ -428,7 +476,8 @@ static int step_retry(sqlite3_stmt *stmt)
 	}
 }
 
-int notes_get(struct notes *n, int64_t id, struct json_object **out)
+int
+notes_get(struct notes *n, int64_t id, struct json_object **out)
 {
 	struct reader *r = reader_get(n);
 	int ret = -EIO;
@@ -445,7 +494,8 @@ int notes_get(struct notes *n, int64_t id, struct json_object **out)
 	} else if (rc == SQLITE_DONE) {
 		ret = -ENOENT;
 	} else {
-		fprintf(stderr, "myapp: cannot read note %lld: %s\n", (long long)id, sqlite3_errmsg(r->db));
+		fprintf(stderr, "myapp: cannot read note %lld: %s\n",
+		    (long long)id, sqlite3_errmsg(r->db));
 	}
 	sqlite3_reset(r->get);
 	reader_put(n, r);
@@ -455,41 +505,49 @@ int notes_get(struct notes *n, int64_t id, struct json_object **out)
 /* The most JSON text json-c prints for a string of len bytes, quotes
  * included: '"', '\\' and '/' take 2 bytes, control bytes up to 6
  * ("\u00XX"), anything else 1 (json-c copies UTF-8 as it is). */
-static size_t json_string_max(const unsigned char *s, size_t len)
+static size_t
+json_string_max(const unsigned char *s, size_t len)
 {
 	size_t out = 2;
 
 	for (size_t i = 0; i < len; i++)
-		out += s[i] < 0x20 ? 6 : (s[i] == '"' || s[i] == '\\' || s[i] == '/') ? 2 : 1;
+		out += s[i] < 0x20                                 ? 6
+		    : (s[i] == '"' || s[i] == '\\' || s[i] == '/') ? 2
+								   : 1;
 	return out;
 }
 
 /* The most JSON text of row_to_json(stmt) with its separator in an array:
  * {"id":N,"text":"...","created_at":"..."} and a comma. */
-static size_t row_json_max(sqlite3_stmt *stmt)
+static size_t
+row_json_max(sqlite3_stmt *stmt)
 {
 	static const char frame[] = "{\"id\":,\"text\":,\"created_at\":},";
 	const unsigned char *text = sqlite3_column_text(stmt, 1);
 	const unsigned char *created = sqlite3_column_text(stmt, 2);
 
 	return sizeof(frame) - 1 + 20 /* digits of an int64 and its sign */ +
-	       json_string_max(text, text ? (size_t)sqlite3_column_bytes(stmt, 1) : 0) +
-	       json_string_max(created, created ? (size_t)sqlite3_column_bytes(stmt, 2) : 0);
+	    json_string_max(
+		text, text ? (size_t)sqlite3_column_bytes(stmt, 1) : 0) +
+	    json_string_max(
+		created, created ? (size_t)sqlite3_column_bytes(stmt, 2) : 0);
 }
 
-int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes, struct json_object **out,
-	       int64_t *next)
+int
+notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes,
+    struct json_object **out, int64_t *next)
 {
 	struct json_object *arr = NULL;
 	struct reader *r;
-	size_t used = 2;	/* [] */
+	size_t used = 2; /* [] */
 	int64_t last_id = 0;
 	int ret = -EIO;
 	int rc;
 
 	*out = NULL;
 	*next = 0;
-	if (limit < 0 || limit > NOTES_LIST_MAX || before < 0 || max_bytes < used)
+	if (limit < 0 || limit > NOTES_LIST_MAX || before < 0 ||
+	    max_bytes < used)
 		return -EINVAL;
 	arr = json_object_new_array();
 	if (!arr)
@@ -520,7 +578,8 @@ int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes, str
 		last_id = sqlite3_column_int64(r->list, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		fprintf(stderr, "myapp: cannot list notes: %s\n", sqlite3_errmsg(r->db));
+		fprintf(stderr, "myapp: cannot list notes: %s\n",
+		    sqlite3_errmsg(r->db));
 		goto out_reset;
 	}
 	*out = arr;
@@ -534,7 +593,8 @@ out:
 	return ret;
 }
 
-void notes_fail_commits(struct notes *n, int fail)
+void
+notes_fail_commits(struct notes *n, int fail)
 {
 	atomic_store(&n->fail_commits, fail);
 }

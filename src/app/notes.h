@@ -9,7 +9,7 @@
 struct json_object;
 struct notes;
 
-#define NOTES_LIST_MAX 1000	/* upper bound of ?limit= */
+#define NOTES_LIST_MAX 1000 /* upper bound of ?limit= */
 #define NOTES_DB_NAME "notes.db"
 
 /* One pending insert. The caller owns it until done() runs (on the writer
@@ -17,11 +17,11 @@ struct notes;
 struct note_write {
 	const char *text;
 	size_t text_len;
-	int64_t id;		/* set before done() when result == 0 */
-	int result;		/* 0 or a negative errno */
+	int64_t id; /* set before done() when result == 0 */
+	int result; /* 0 or a negative errno */
 	void (*done)(struct note_write *w);
 	void *arg;
-	struct note_write *next;	/* the writer's queue */
+	struct note_write *next; /* the writer's queue */
 };
 
 int notes_open(struct notes **out, const char *state_dir);
@@ -41,8 +41,8 @@ int notes_get(struct notes *n, int64_t id, struct json_object **out);
  * larger than max_bytes on its own is listed alone, so every note can be
  * listed. *next: 0 when the list holds every note asked for; else the id to
  * pass as before for the rest (notes were left out for max_bytes). */
-int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes, struct json_object **out,
-	       int64_t *next);
+int notes_list(struct notes *n, int limit, int64_t before, size_t max_bytes,
+    struct json_object **out, int64_t *next);
 
 /* Failure injection for tests: every commit fails with -EIO while set. */
 void notes_fail_commits(struct notes *n, int fail);

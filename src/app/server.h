@@ -11,16 +11,17 @@
 
 #define SERVER_FDS_MAX 16
 #define SERVER_THREADS_MAX 256
-#define SERVER_CONNECTION_TIMEOUT 15	/* seconds an idle connection may stay */
-#define SERVER_DRAIN_IDLE_MS 1000	/* default linger of idle connections in a drain */
+#define SERVER_CONNECTION_TIMEOUT 15 /* seconds an idle connection may stay */
+#define SERVER_DRAIN_IDLE_MS \
+	1000 /* default linger of idle connections in a drain */
 
 struct server;
 
 /* Serve every fd (listening sockets, never closed or shut down here).
  * drain_idle_ms: how long a draining server leaves idle keep-alive
  * connections open for a last request (answered with Connection: close). */
-int server_start(struct server **out, struct app_state *app, const int *fds, size_t nfds, unsigned threads,
-		 unsigned drain_idle_ms);
+int server_start(struct server **out, struct app_state *app, const int *fds,
+    size_t nfds, unsigned threads, unsigned drain_idle_ms);
 
 /* Stop accepting at once (other processes on the same sockets take the new
  * connections); replies from now on carry Connection: close. */

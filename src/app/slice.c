@@ -18,15 +18,18 @@
 
 #include "slice.h"
 
-static int get_attr(struct sched_attr *attr)
+static int
+get_attr(struct sched_attr *attr)
 {
 	memset(attr, 0, sizeof(*attr));
-	if (syscall(SYS_sched_getattr, 0, attr, (unsigned)sizeof(*attr), 0U) < 0)
+	if (syscall(SYS_sched_getattr, 0, attr, (unsigned)sizeof(*attr), 0U) <
+	    0)
 		return -errno;
 	return 0;
 }
 
-int slice_request(unsigned usec)
+int
+slice_request(unsigned usec)
 {
 	struct sched_attr attr;
 	uint64_t want = (uint64_t)usec * 1000;

@@ -2,8 +2,8 @@
 #ifndef MYAPP_SLICE_H
 #define MYAPP_SLICE_H
 
-#define SLICE_US_MIN 100	/* the kernel's shortest, and our default */
-#define SLICE_US_MAX 100000	/* the kernel's longest */
+#define SLICE_US_MIN 100    /* the kernel's shortest, and our default */
+#define SLICE_US_MAX 100000 /* the kernel's longest */
 
 /* Asks for a CPU slice of usec microseconds for this thread and the threads
  * it creates afterwards, keeping policy and nice. Returns 0 when the kernel

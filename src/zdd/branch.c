@@ -18,14 +18,14 @@
 
 #include "zdd.h"
 
-#define HEAD_FILE  ".deployed-head"
-#define SETTLE_MS  5000  /* git updates the ref right after the hook exits */
-#define POLL_MS    50
+#define HEAD_FILE ".deployed-head"
+#define SETTLE_MS 5000 /* git updates the ref right after the hook exits */
+#define POLL_MS 50
 
 /* The branch's commit, "" when it does not exist. */
 static int
-branch_tip(const struct zdd_config *cfg, char *sha, size_t n, char *why,
-    size_t whylen)
+branch_tip(
+    const struct zdd_config *cfg, char *sha, size_t n, char *why, size_t whylen)
 {
 	char ref[ZDD_REF_MAX + 16], said[ZDD_WHY_MAX];
 	int rc;
@@ -61,8 +61,8 @@ read_recorded(const struct zdd_config *cfg, char *sha, size_t n)
 }
 
 int
-branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
-    char *why, size_t n)
+branch_check_unmoved(
+    const struct zdd_config *cfg, const char *old_sha, char *why, size_t n)
 {
 	char tip[ZDD_SHA_MAX + 1], recorded[ZDD_SHA_MAX + 2];
 	const char *expected = sha_is_zero(old_sha) ? "" : old_sha;
@@ -84,7 +84,8 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 	}
 	if (strcmp(expected, tip) == 0)
 		return 0;
-	snprintf(why, n, "branch %s moved to %.7s while this push waited "
+	snprintf(why, n,
+	    "branch %s moved to %.7s while this push waited "
 	    "(it started from %.7s): fetch, merge and push again",
 	    cfg->branch, tip[0] ? tip : "(deleted)",
 	    expected[0] ? expected : "(new)");
@@ -92,20 +93,22 @@ branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
 }
 
 int
-branch_record(const struct zdd_config *cfg, const char *sha, char *why,
-    size_t n)
+branch_record(
+    const struct zdd_config *cfg, const char *sha, char *why, size_t n)
 {
 	char path[ZDD_PATH_MAX + 32], tmp[ZDD_PATH_MAX + 40];
 	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", cfg->app_root, HEAD_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(why, n, "cannot record the deployed revision in "
-		    "%s: %m", tmp);
+		snprintf(why, n,
+		    "cannot record the deployed revision in "
+		    "%s: %m",
+		    tmp);
 		return rc;
 	}
 	if (dprintf(fd, "%s\n", sha) < 0 || fsync(fd) < 0)
@@ -116,8 +119,10 @@ branch_record(const struct zdd_config *cfg, const char *sha, char *why,
 		rc = -errno;
 	if (rc < 0) {
 		errno = -rc;
-		snprintf(why, n, "cannot record the deployed revision in "
-		    "%s: %m", path);
+		snprintf(why, n,
+		    "cannot record the deployed revision in "
+		    "%s: %m",
+		    path);
 		unlink(tmp);
 	}
 	return rc;

@@ -19,8 +19,10 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 {
 	char dir[ZDD_RELEASE_PATH_MAX], log[ZDD_RELEASE_PATH_MAX];
 	char status_text[64];
-	struct spawn_opts o = { .in_fd = -1, .new_pgrp = true,
-	    .low_priority = true, .timeout_s = cfg->build_timeout };
+	struct spawn_opts o = { .in_fd = -1,
+		.new_pgrp = true,
+		.low_priority = true,
+		.timeout_s = cfg->build_timeout };
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
 	int fd, status, rc;
 
@@ -29,8 +31,8 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 		snprintf(why, whylen, "release path too long (APP_ROOT)");
 		return -ENAMETOOLONG;
 	}
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	fd = open(
+	    log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(why, whylen, "cannot create %s: %m", log);
@@ -44,8 +46,10 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 	if (rc == -ETIMEDOUT && zdd_interrupted) {
 		snprintf(why, whylen, "interrupted, build killed");
 	} else if (rc == -ETIMEDOUT) {
-		snprintf(why, whylen, "build took longer than %u s "
-		    "(BUILD_TIMEOUT), killed", cfg->build_timeout);
+		snprintf(why, whylen,
+		    "build took longer than %u s "
+		    "(BUILD_TIMEOUT), killed",
+		    cfg->build_timeout);
 	} else if (rc < 0) {
 		errno = -rc;
 		snprintf(why, whylen, "cannot run the build: %m");

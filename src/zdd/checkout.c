@@ -35,10 +35,11 @@ git_rev_parse(const struct zdd_config *cfg, const char *spec, char *sha,
     size_t n, char *why, size_t whylen)
 {
 	char gitdir[ZDD_PATH_MAX + 16], out[256];
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .timeout_s = 60 };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 60
+	};
 	char *argv[] = { (char *)cfg->git, gitdir, "rev-parse", "--verify",
-	    "--quiet", "--end-of-options", (char *)spec, NULL };
+		"--quiet", "--end-of-options", (char *)spec, NULL };
 	int status, rc;
 
 	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
@@ -70,15 +71,17 @@ release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
 		return -EINVAL;
 	}
 	if (rev == NULL)
-		snprintf(spec, sizeof(spec), "refs/heads/%s^{commit}",
-		    cfg->branch);
+		snprintf(
+		    spec, sizeof(spec), "refs/heads/%s^{commit}", cfg->branch);
 	else
 		snprintf(spec, sizeof(spec), "%s^{commit}", rev);
 	rc = git_rev_parse(cfg, spec, sha, n, why, whylen);
 	if (rc == -ENOENT) {
 		snprintf(said, sizeof(said), "%s", why);
-		snprintf(why, whylen, "no commit '%s' in %s (git rev-parse: "
-		    "%s)", rev ? rev : cfg->branch, cfg->repo, said);
+		snprintf(why, whylen,
+		    "no commit '%s' in %s (git rev-parse: "
+		    "%s)",
+		    rev ? rev : cfg->branch, cfg->repo, said);
 	}
 	return rc;
 }
@@ -91,8 +94,8 @@ write_small_file(int dfd, const char *name, const char *content)
 
 	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
 		return -errno;
-	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0644);
+	fd = openat(dfd, name,
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, content, len) != (ssize_t)len)
@@ -103,17 +106,21 @@ write_small_file(int dfd, const char *name, const char *content)
 }
 
 static int
-checkout_tree(const struct zdd_config *cfg, const char *sha,
-    const char *dir, const char *index, char *why, size_t whylen)
+checkout_tree(const struct zdd_config *cfg, const char *sha, const char *dir,
+    const char *index, char *why, size_t whylen)
 {
 	char gitdir[ZDD_PATH_MAX + 16], worktree[2 * ZDD_PATH_MAX];
 	char indexenv[2 * ZDD_PATH_MAX], status_text[64];
 	char *env[] = { indexenv, NULL };
 	/* Background work like the build: it must not take CPU or disk
 	 * from the live app (the checkout of a big tree is mostly I/O). */
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .extra_env = env, .timeout_s = CHECKOUT_TIMEOUT_S,
-	    .new_pgrp = true, .low_priority = true };
+	struct spawn_opts o = { .in_fd = -1,
+		.out_fd = -1,
+		.err_fd = -1,
+		.extra_env = env,
+		.timeout_s = CHECKOUT_TIMEOUT_S,
+		.new_pgrp = true,
+		.low_priority = true };
 	int status, rc;
 
 	snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", cfg->repo);
@@ -121,7 +128,7 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
 	/* A private index: the bare repo has none and must not get one. */
 	snprintf(indexenv, sizeof(indexenv), "GIT_INDEX_FILE=%s", index);
 	char *argv[] = { (char *)cfg->git, gitdir, worktree, "checkout",
-	    "--quiet", "--force", (char *)sha, "--", ".", NULL };
+		"--quiet", "--force", (char *)sha, "--", ".", NULL };
 
 	rc = spawn_run(argv, &o, &status);
 	unlink(index);
@@ -152,8 +159,8 @@ checkout_tree(const struct zdd_config *cfg, const char *sha,
  * paths (virtualenvs, rpaths).
  */
 int
-release_checkout(const struct zdd_config *cfg, const char *sha,
-    const char *id, char *why, size_t whylen)
+release_checkout(const struct zdd_config *cfg, const char *sha, const char *id,
+    char *why, size_t whylen)
 {
 	char releases[ZDD_RELEASE_PATH_MAX], tmp[ZDD_RELEASE_PATH_MAX];
 	char final[ZDD_RELEASE_PATH_MAX], index[ZDD_RELEASE_PATH_MAX];
@@ -163,14 +170,14 @@ release_checkout(const struct zdd_config *cfg, const char *sha,
 
 	snprintf(tmpname, sizeof(tmpname), "%s.tmp", id);
 	snprintf(indexname, sizeof(indexname), ".%s.index", id);
-	if (release_path(cfg->app_root, NULL, NULL, releases,
-	    sizeof(releases)) < 0 ||
+	if (release_path(
+		cfg->app_root, NULL, NULL, releases, sizeof(releases)) < 0 ||
 	    release_path(cfg->app_root, tmpname, NULL, tmp, sizeof(tmp)) < 0 ||
 	    release_path(cfg->app_root, id, NULL, final, sizeof(final)) < 0 ||
-	    release_path(cfg->app_root, indexname, NULL, index,
-	    sizeof(index)) < 0) {
-		snprintf(why, whylen, "cannot check out %s: APP_ROOT too long",
-		    id);
+	    release_path(cfg->app_root, indexname, NULL, index, sizeof(index)) <
+		0) {
+		snprintf(
+		    why, whylen, "cannot check out %s: APP_ROOT too long", id);
 		return -ENAMETOOLONG;
 	}
 	if (mkdir(releases, 0755) < 0 && errno != EEXIST) {
@@ -218,4 +225,3 @@ fail:
 	release_remove(cfg->app_root, tmpname);
 	return rc;
 }
-

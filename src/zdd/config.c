@@ -12,8 +12,15 @@
 
 #include "zdd.h"
 
-enum value_kind { V_NAME, V_PATH, V_BRANCH, V_COMMAND, V_URLPATH, V_UINT,
-    V_PROGRAM };
+enum value_kind {
+	V_NAME,
+	V_PATH,
+	V_BRANCH,
+	V_COMMAND,
+	V_URLPATH,
+	V_UINT,
+	V_PROGRAM
+};
 
 struct key_spec {
 	const char *key;
@@ -23,10 +30,15 @@ struct key_spec {
 	unsigned min, max; /* for numbers */
 };
 
-#define STR(k, kind, field) { k, kind, offsetof(struct zdd_config, field), \
-    sizeof(((struct zdd_config *)0)->field), 0, 0 }
-#define NUM(k, field, lo, hi) { k, V_UINT, \
-    offsetof(struct zdd_config, field), 0, lo, hi }
+#define STR(k, kind, field) \
+	{ \
+		k, kind, offsetof(struct zdd_config, field), \
+		    sizeof(((struct zdd_config *)0)->field), 0, 0 \
+	}
+#define NUM(k, field, lo, hi) \
+	{ \
+		k, V_UINT, offsetof(struct zdd_config, field), 0, lo, hi \
+	}
 
 static const struct key_spec keys[] = {
 	STR("APP", V_NAME, app),
@@ -85,8 +97,8 @@ valid_name(const char *s)
 	if (!islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0]))
 		return false;
 	for (; *s != '\0'; s++)
-		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) &&
-		    *s != '-' && *s != '_')
+		if (!islower((unsigned char)*s) &&
+		    !isdigit((unsigned char)*s) && *s != '-' && *s != '_')
 			return false;
 	return true;
 }
@@ -175,7 +187,8 @@ config_set(struct zdd_config *cfg, const char *key, const char *value,
 		n = strtoul(value, &end, 10);
 		if (!isdigit((unsigned char)value[0]) || *end != '\0' ||
 		    errno != 0 || n < k->min || n > k->max) {
-			log_err("%s: %s: '%s' is not a number between %u and %u",
+			log_err(
+			    "%s: %s: '%s' is not a number between %u and %u",
 			    where, key, value, k->min, k->max);
 			return -EINVAL;
 		}

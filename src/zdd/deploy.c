@@ -19,9 +19,9 @@
 
 #include "zdd.h"
 
-#define STOP_TIMEOUT_S    120  /* TimeoutStopSec=30 in the units, plus margin */
-#define RESTART_EXTRA_S   60   /* restart = stop (drain) + start (ready) */
-#define JOURNAL_LINES     20
+#define STOP_TIMEOUT_S 120 /* TimeoutStopSec=30 in the units, plus margin */
+#define RESTART_EXTRA_S 60 /* restart = stop (drain) + start (ready) */
+#define JOURNAL_LINES 20
 
 volatile sig_atomic_t zdd_interrupted;
 
@@ -30,25 +30,25 @@ enum action { ACT_DEPLOY, ACT_ROLLBACK, ACT_RESTART };
 /* What the failure path undoes (see fail()). */
 enum undo {
 	UNDO_NOTHING = 0,
-	UNDO_SIDE = 1 << 0,     /* stop the side instance, forget its failure */
-	UNDO_RELEASE = 1 << 1,  /* remove the release this run created */
+	UNDO_SIDE = 1 << 0,    /* stop the side instance, forget its failure */
+	UNDO_RELEASE = 1 << 1, /* remove the release this run created */
 	UNDO_ALL = UNDO_SIDE | UNDO_RELEASE,
 };
 
 struct run {
 	const struct zdd_config *cfg;
-	const struct deploy_request *rq;  /* deploy only */
+	const struct deploy_request *rq; /* deploy only */
 	enum action action;
 	struct deploy_record rec;
 	int lock_fd;
-	bool new_release;   /* created by this run: removed on failure */
+	bool new_release; /* created by this run: removed on failure */
 	bool swapped;
-	bool show_journal;  /* the side instance's journal tells why */
+	bool show_journal; /* the side instance's journal tells why */
 	unsigned pruned;
 	double t0;
 	char id[ZDD_ID_MAX];
 	char sha[ZDD_SHA_MAX + 1];
-	struct links old;   /* as found: restored on failure */
+	struct links old; /* as found: restored on failure */
 	char main_unit[ZDD_NAME_MAX + 16];
 	char side_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 16];
 	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
@@ -124,7 +124,8 @@ set_still_serving(struct run *r)
 		snprintf(r->final, sizeof(r->final), "%s still serving",
 		    r->old.current);
 	else
-		snprintf(r->final, sizeof(r->final), "nothing was live "
+		snprintf(r->final, sizeof(r->final),
+		    "nothing was live "
 		    "before, nothing changed");
 }
 
@@ -133,8 +134,10 @@ static int
 finish(struct run *r, int code)
 {
 	static const char *const results[] = {
-		[ZDD_EXIT_OK] = "ok", [ZDD_EXIT_FAILED] = "failed",
-		[ZDD_EXIT_USAGE] = "failed", [ZDD_EXIT_LOCK] = "failed",
+		[ZDD_EXIT_OK] = "ok",
+		[ZDD_EXIT_FAILED] = "failed",
+		[ZDD_EXIT_USAGE] = "failed",
+		[ZDD_EXIT_LOCK] = "failed",
 		[ZDD_EXIT_ROLLED_BACK] = "rolled-back",
 		[ZDD_EXIT_BROKEN] = "broken",
 	};
@@ -148,8 +151,8 @@ finish(struct run *r, int code)
 	if (r->lock_fd >= 0)
 		history_append(r->cfg->app_root, &r->rec);
 	if (code == ZDD_EXIT_OK) {
-		static const char *const done[] = { "deployed", "rolled back to",
-		    "restarted" };
+		static const char *const done[] = { "deployed",
+			"rolled back to", "restarted" };
 
 		log_info("%s %s in %.1f s", done[r->action], r->id, total);
 	} else {
@@ -180,8 +183,8 @@ systemctl(const struct run *r, unsigned timeout_s, const char *verb,
 static int
 stop_side(struct run *r)
 {
-	return systemctl(r, STOP_TIMEOUT_S, "stop", r->side_unit,
-	    r->side_probe_unit);
+	return systemctl(
+	    r, STOP_TIMEOUT_S, "stop", r->side_unit, r->side_probe_unit);
 }
 
 /*
@@ -221,9 +224,10 @@ lock_step(struct run *r)
 	if (rc < 0 && why[0] != '\0')
 		log_err("%s", why);
 	if (rc < 0)
-		snprintf(r->reason, sizeof(r->reason), rc == -ETIMEDOUT ?
-		    "another deploy holds the lock" : rc == -ECANCELED ?
-		    "interrupted" : "cannot take the deploy lock");
+		snprintf(r->reason, sizeof(r->reason),
+		    rc == -ETIMEDOUT       ? "another deploy holds the lock"
+			: rc == -ECANCELED ? "interrupted"
+					   : "cannot take the deploy lock");
 	return rc;
 }
 
@@ -264,11 +268,11 @@ checkout_step(struct run *r)
 	rc = read_links(r);
 	/* A moved branch is the reason itself, said in the final line. */
 	if (rc == 0 && rq->expect_old != NULL)
-		rc = branch_check_unmoved(cfg, rq->expect_old, r->reason,
-		    sizeof(r->reason));
+		rc = branch_check_unmoved(
+		    cfg, rq->expect_old, r->reason, sizeof(r->reason));
 	if (rc == 0)
-		rc = release_resolve(cfg, rq->rev, r->sha, sizeof(r->sha), why,
-		    sizeof(why));
+		rc = release_resolve(
+		    cfg, rq->rev, r->sha, sizeof(r->sha), why, sizeof(why));
 	if (rc == 0)
 		rc = release_id_pick(cfg->app_root, r->sha, r->id,
 		    sizeof(r->id), why, sizeof(why));
@@ -287,11 +291,10 @@ checkout_step(struct run *r)
 static int
 build_step(struct run *r)
 {
-	const char *command = r->rq->build_command ? r->rq->build_command :
-	    r->cfg->build_command;
+	const char *command =
+	    r->rq->build_command ? r->rq->build_command : r->cfg->build_command;
 
-	return build_run(r->cfg, r->id, command, r->reason,
-	    sizeof(r->reason));
+	return build_run(r->cfg, r->id, command, r->reason, sizeof(r->reason));
 }
 
 static int
@@ -301,12 +304,15 @@ start_side(struct run *r)
 
 	rc = systemctl(r, r->cfg->ready_timeout, "start", r->side_unit, NULL);
 	if (rc == -ETIMEDOUT)
-		snprintf(r->reason, sizeof(r->reason), "%s did not become "
+		snprintf(r->reason, sizeof(r->reason),
+		    "%s did not become "
 		    "ready within %u s (READY_TIMEOUT); journal above",
 		    r->side_unit, r->cfg->ready_timeout);
 	else if (rc < 0)
-		snprintf(r->reason, sizeof(r->reason), "%s failed to start; "
-		    "journal above", r->side_unit);
+		snprintf(r->reason, sizeof(r->reason),
+		    "%s failed to start; "
+		    "journal above",
+		    r->side_unit);
 	r->show_journal = rc < 0;
 	return rc;
 }
@@ -330,8 +336,8 @@ swap_links(struct run *r)
 	int rc = 0;
 
 	if (r->old.current[0] && strcmp(r->old.current, r->id) != 0)
-		rc = links_swap(root, "previous", r->old.current, why,
-		    sizeof(why));
+		rc = links_swap(
+		    root, "previous", r->old.current, why, sizeof(why));
 	if (rc == 0)
 		rc = links_swap(root, "current", r->id, why, sizeof(why));
 	if (rc < 0) {
@@ -358,8 +364,10 @@ restart_main(struct run *r)
 
 	rc = restart_main_unit(r);
 	if (rc < 0)
-		snprintf(r->reason, sizeof(r->reason), "%s did not restart "
-		    "on %s", r->main_unit, r->id);
+		snprintf(r->reason, sizeof(r->reason),
+		    "%s did not restart "
+		    "on %s",
+		    r->main_unit, r->id);
 	return rc;
 }
 
@@ -372,8 +380,8 @@ main_healthy(const struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "probe socket path too long");
 		return -ENAMETOOLONG;
 	}
-	return probe_wait_healthy(sock, r->cfg->health_path,
-	    r->cfg->health_timeout, why, whylen);
+	return probe_wait_healthy(
+	    sock, r->cfg->health_path, r->cfg->health_timeout, why, whylen);
 }
 
 static int
@@ -407,26 +415,31 @@ fail_after_swap(struct run *r)
 	logs_tail(r->cfg, r->main_unit, JOURNAL_LINES);
 	if (!r->swapped) {
 		/* restart: main failed on the release that was live. */
-		snprintf(r->final, sizeof(r->final), "%s left running to keep "
+		snprintf(r->final, sizeof(r->final),
+		    "%s left running to keep "
 		    "serving %s; fix %s, then run 'myapp-zdd restart'",
 		    r->side_unit, r->id, r->main_unit);
 		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
 	log_info("-----> restoring %s", live_text(r->old.current));
 	if (restore_links(r) < 0) {
-		snprintf(r->final, sizeof(r->final), "cannot restore the "
+		snprintf(r->final, sizeof(r->final),
+		    "cannot restore the "
 		    "current/previous links; %s left running to keep serving "
-		    "%s", r->side_unit, r->id);
+		    "%s",
+		    r->side_unit, r->id);
 		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
 	}
 	if (r->old.current[0] == '\0') {
 		/* Nothing was live before: back to nothing. */
-		snprintf(r->final, sizeof(r->final), "links restored, nothing "
+		snprintf(r->final, sizeof(r->final),
+		    "links restored, nothing "
 		    "was live before");
 		return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 	}
 	if (restart_main_unit(r) < 0 || main_healthy(r, why, sizeof(why)) < 0) {
-		snprintf(r->final, sizeof(r->final), "%s did not come back on "
+		snprintf(r->final, sizeof(r->final),
+		    "%s did not come back on "
 		    "%s either; %s left running to keep serving %s",
 		    r->main_unit, r->old.current, r->side_unit, r->id);
 		return fail(r, ZDD_EXIT_BROKEN, UNDO_NOTHING);
@@ -446,10 +459,12 @@ handover(struct run *r)
 	unit_name(cfg, "side", r->id, r->side_unit, sizeof(r->side_unit));
 	unit_name(cfg, "side-probe", r->id, r->side_probe_unit,
 	    sizeof(r->side_probe_unit));
-	if (probe_socket_path(cfg, r->id, r->side_socket,
-	    sizeof(r->side_socket)) < 0) {
-		snprintf(r->reason, sizeof(r->reason), "probe socket path for "
-		    "%s too long (PROBE_SOCKET_DIR)", r->id);
+	if (probe_socket_path(
+		cfg, r->id, r->side_socket, sizeof(r->side_socket)) < 0) {
+		snprintf(r->reason, sizeof(r->reason),
+		    "probe socket path for "
+		    "%s too long (PROBE_SOCKET_DIR)",
+		    r->id);
 		return fail(r, ZDD_EXIT_FAILED, UNDO_ALL);
 	}
 	if (interrupted(r, "start") || step(r, "start", start_side) < 0 ||
@@ -471,7 +486,8 @@ handover(struct run *r)
 		return fail_after_swap(r);
 	if (step(r, "drain", stop_side) < 0)
 		log_warn("%s did not stop cleanly; the new release is live "
-		    "anyway", r->side_unit);
+			 "anyway",
+		    r->side_unit);
 	/* One left running by an earlier failed restore (exit 5) would serve
 	 * an old release forever, and outlive its directory when pruned. */
 	units_side_instances(cfg, true);
@@ -495,11 +511,11 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	r.rq = rq;
 	r.rec.branch = rq->branch;
 	if (rq->rev != NULL && rq->branch != NULL)
-		log_info("-----> %s: deploying %s at %.7s", cfg->app, rq->branch,
-		    rq->rev);
+		log_info("-----> %s: deploying %s at %.7s", cfg->app,
+		    rq->branch, rq->rev);
 	else
-		log_info("-----> %s: deploying %s", cfg->app, rq->rev ? rq->rev :
-		    cfg->branch);
+		log_info("-----> %s: deploying %s", cfg->app,
+		    rq->rev ? rq->rev : cfg->branch);
 	rc = take_lock(&r);
 	if (rc != 0)
 		return rc;
@@ -530,8 +546,9 @@ release_startable(const struct zdd_config *cfg, const char *id)
 {
 	char path[ZDD_RELEASE_PATH_MAX];
 
-	return release_path(cfg->app_root, id, "start", path,
-	    sizeof(path)) == 0 && access(path, X_OK) == 0;
+	return release_path(cfg->app_root, id, "start", path, sizeof(path)) ==
+	    0 &&
+	    access(path, X_OK) == 0;
 }
 
 int
@@ -542,38 +559,40 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 
 	run_init(&r, cfg, ACT_ROLLBACK, user);
 	if (id != NULL && !release_id_valid(id)) {
-		log_err("'%s' is not a release id (see 'myapp-zdd releases')",
-		    id);
+		log_err(
+		    "'%s' is not a release id (see 'myapp-zdd releases')", id);
 		return ZDD_EXIT_USAGE;
 	}
 	rc = take_lock(&r);
 	if (rc != 0)
 		return rc;
 	if (read_links(&r) < 0) {
-		snprintf(r.reason, sizeof(r.reason), "cannot read the "
+		snprintf(r.reason, sizeof(r.reason),
+		    "cannot read the "
 		    "current/previous links");
 		snprintf(r.final, sizeof(r.final), "nothing changed");
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
 	if (id == NULL && r.old.previous[0] == '\0') {
-		snprintf(r.reason, sizeof(r.reason), "there is no previous "
+		snprintf(r.reason, sizeof(r.reason),
+		    "there is no previous "
 		    "release");
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
 	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old.previous);
 	log_info("-----> %s: rolling back from %s to %s", cfg->app,
 	    live_text(r.old.current), r.id);
-	if (strcmp(r.id, r.old.current) == 0 ||
-	    !release_startable(cfg, r.id)) {
+	if (strcmp(r.id, r.old.current) == 0 || !release_startable(cfg, r.id)) {
 		snprintf(r.reason, sizeof(r.reason),
-		    strcmp(r.id, r.old.current) == 0 ? "%s is already live" :
-		    "release %s does not exist or has no executable start",
+		    strcmp(r.id, r.old.current) == 0
+			? "%s is already live"
+			: "release %s does not exist or has no executable start",
 		    r.id);
 		r.id[0] = '\0';
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
-	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
-	    sizeof(r.sha)) < 0)
+	if (release_read_file(
+		cfg->app_root, r.id, "REVISION", r.sha, sizeof(r.sha)) < 0)
 		r.sha[0] = '\0';
 	rc = handover(&r);
 	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);
@@ -590,15 +609,16 @@ restart_run(const struct zdd_config *cfg, const char *user)
 	if (rc != 0)
 		return rc;
 	if (read_links(&r) < 0 || r.old.current[0] == '\0') {
-		snprintf(r.reason, sizeof(r.reason), "no current release "
+		snprintf(r.reason, sizeof(r.reason),
+		    "no current release "
 		    "(nothing deployed yet?)");
 		snprintf(r.final, sizeof(r.final), "nothing changed");
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
 	snprintf(r.id, sizeof(r.id), "%s", r.old.current);
 	log_info("-----> %s: restarting %s through a handover", cfg->app, r.id);
-	if (release_read_file(cfg->app_root, r.id, "REVISION", r.sha,
-	    sizeof(r.sha)) < 0)
+	if (release_read_file(
+		cfg->app_root, r.id, "REVISION", r.sha, sizeof(r.sha)) < 0)
 		r.sha[0] = '\0';
 	rc = handover(&r);
 	return rc != 0 ? rc : finish(&r, ZDD_EXIT_OK);

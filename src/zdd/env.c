@@ -26,7 +26,7 @@ env_sanitize(void)
 	/* In a pre-receive hook the pushed objects are still in quarantine:
 	 * git must be told where, or the checkout cannot see them. */
 	static const char *const keep[] = { "GIT_QUARANTINE_PATH",
-	    "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES" };
+		"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES" };
 	char *kept[3] = { NULL, NULL, NULL };
 	int rc = 0;
 
@@ -37,8 +37,10 @@ env_sanitize(void)
 		    (kept[i] = strdup(v)) == NULL)
 			rc = -ENOMEM;
 	}
-	if (rc == 0 && (clearenv() != 0 || setenv("PATH", ZDD_CLEAN_PATH, 1) < 0 ||
-	    setenv("HOME", home, 1) < 0 || setenv("LANG", "C.UTF-8", 1) < 0))
+	if (rc == 0 &&
+	    (clearenv() != 0 || setenv("PATH", ZDD_CLEAN_PATH, 1) < 0 ||
+		setenv("HOME", home, 1) < 0 ||
+		setenv("LANG", "C.UTF-8", 1) < 0))
 		rc = errno ? -errno : -ENOMEM;
 	for (size_t i = 0; i < 3 && rc == 0; i++)
 		if (kept[i] != NULL && setenv(keep[i], kept[i], 1) < 0)

@@ -84,8 +84,10 @@ history_format(const struct deploy_record *r, char **line)
 		json_object_put(steps);
 		bad = 1;
 	}
-	text = bad ? NULL : json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = bad
+	    ? NULL
+	    : json_object_to_json_string_ext(
+		  o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (text != NULL && asprintf(line, "%s\n", text) < 0)
 		*line = NULL;
 	json_object_put(o);
@@ -106,8 +108,8 @@ history_append(const char *app_root, const struct deploy_record *r)
 		log_err("cannot record the deploy in %s: out of memory", path);
 		return rc;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-	    0644);
+	fd = open(
+	    path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		rc = -errno;
 		log_err("cannot record the deploy in %s: %m", path);

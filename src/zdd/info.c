@@ -24,13 +24,13 @@ releases_show(const struct zdd_config *cfg)
 		return ZDD_EXIT_FAILED;
 	if (n == 0)
 		log_info("no releases in %s/releases", cfg->app_root);
-	for (size_t i = n; i-- > 0;) {  /* newest first */
-		const char *mark = strcmp(ids[i], l.current) == 0 ?
-		    "current" : strcmp(ids[i], l.previous) == 0 ? "previous" :
-		    "";
+	for (size_t i = n; i-- > 0;) { /* newest first */
+		const char *mark = strcmp(ids[i], l.current) == 0 ? "current"
+		    : strcmp(ids[i], l.previous) == 0             ? "previous"
+								  : "";
 
 		if (release_read_file(cfg->app_root, ids[i], "REVISION", rev,
-		    sizeof(rev)) < 0)
+			sizeof(rev)) < 0)
 			snprintf(rev, sizeof(rev), "?");
 		log_info("%-9s %s  %.12s", mark, ids[i], rev);
 	}
@@ -55,17 +55,17 @@ status_show(const struct zdd_config *cfg)
 		log_err("%s", why);
 	if (l.current_rc < 0) {
 		log_info("live:     none (%s/current: %s)", cfg->app_root,
-		    l.current_rc == -ENOENT ? "missing, nothing deployed yet" :
-		    "unreadable");
+		    l.current_rc == -ENOENT ? "missing, nothing deployed yet"
+					    : "unreadable");
 		code = ZDD_EXIT_FAILED;
 	} else {
-		release_read_file(cfg->app_root, l.current, "REVISION", rev,
-		    sizeof(rev));
+		release_read_file(
+		    cfg->app_root, l.current, "REVISION", rev, sizeof(rev));
 		snprintf(link, sizeof(link), "%s/current", cfg->app_root);
 		if (lstat(link, &st) == 0 &&
 		    gmtime_r(&st.st_mtime, &tm) != NULL)
-			strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC",
-			    &tm);
+			strftime(
+			    since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC", &tm);
 		log_info("live:     %s", l.current);
 		log_info("revision: %s", rev);
 		log_info("since:    %s", since);
@@ -82,7 +82,7 @@ status_show(const struct zdd_config *cfg)
 		return ZDD_EXIT_FAILED;
 	t0 = clock_seconds();
 	if (probe_wait_healthy(sock, cfg->health_path, STATUS_PROBE_S, why,
-	    sizeof(why)) == 0) {
+		sizeof(why)) == 0) {
 		log_info("health:   200 from %s via %s (%.0f ms)",
 		    cfg->health_path, sock, (clock_seconds() - t0) * 1000);
 	} else {

@@ -17,7 +17,7 @@
 
 #include "zdd.h"
 
-#define LINK_PREFIX     "releases/"
+#define LINK_PREFIX "releases/"
 #define LINK_PREFIX_LEN (sizeof(LINK_PREFIX) - 1)
 
 /* Append one more problem to why ("a; b" when two things failed). */
@@ -35,15 +35,16 @@ add_why(char *why, size_t whylen, const char *fmt, ...)
 		len += 2;
 	}
 	va_start(ap, fmt);
-	errno = saved;  /* keep %m meaningful */
-	vsnprintf(why + len, whylen - len, fmt, ap);  /* NOLINT(clang-analyzer-valist.Uninitialized): as in log.c */
+	errno = saved; /* keep %m meaningful */
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): as in log.c */
+	vsnprintf(why + len, whylen - len, fmt, ap);
 	va_end(ap);
 	errno = saved;
 }
 
 static int
-link_read(const char *app_root, const char *name, char *id, size_t n,
-    char *why, size_t whylen)
+link_read(const char *app_root, const char *name, char *id, size_t n, char *why,
+    size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32], target[ZDD_PATH_MAX];
 	ssize_t len;
@@ -62,8 +63,10 @@ link_read(const char *app_root, const char *name, char *id, size_t n,
 	if (strncmp(target, LINK_PREFIX, LINK_PREFIX_LEN) != 0 ||
 	    !release_id_valid(target + LINK_PREFIX_LEN) ||
 	    strlen(target + LINK_PREFIX_LEN) >= n) {
-		add_why(why, whylen, "%s points to '%s', not releases/<id>; "
-		    "fix it by hand", path, target);
+		add_why(why, whylen,
+		    "%s points to '%s', not releases/<id>; "
+		    "fix it by hand",
+		    path, target);
 		return -EINVAL;
 	}
 	snprintf(id, n, "%s", target + LINK_PREFIX_LEN);
@@ -80,8 +83,8 @@ links_read(const char *app_root, struct links *l, char *why, size_t whylen)
 {
 	if (whylen > 0)
 		why[0] = '\0';
-	l->current_rc = link_read(app_root, "current", l->current,
-	    sizeof(l->current), why, whylen);
+	l->current_rc = link_read(
+	    app_root, "current", l->current, sizeof(l->current), why, whylen);
 	l->previous_rc = link_read(app_root, "previous", l->previous,
 	    sizeof(l->previous), why, whylen);
 	if (l->current_rc < 0 && l->current_rc != -ENOENT)
@@ -94,8 +97,8 @@ links_read(const char *app_root, struct links *l, char *why, size_t whylen)
 /* A fresh symlink renamed over the old: readers see old or new, never
  * nothing (ln -sf unlinks first). */
 int
-links_swap(const char *app_root, const char *name, const char *id,
-    char *why, size_t whylen)
+links_swap(const char *app_root, const char *name, const char *id, char *why,
+    size_t whylen)
 {
 	char tmp[64], target[ZDD_ID_MAX + 16];
 	int dfd, rc = 0;
@@ -110,20 +113,19 @@ links_swap(const char *app_root, const char *name, const char *id,
 	snprintf(target, sizeof(target), LINK_PREFIX "%s", id);
 	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT) {
 		rc = -errno;
-		add_why(why, whylen, "cannot remove %s/%s: %m", app_root,
-		    tmp);
+		add_why(why, whylen, "cannot remove %s/%s: %m", app_root, tmp);
 		goto out;
 	}
 	if (symlinkat(target, dfd, tmp) < 0) {
 		rc = -errno;
-		add_why(why, whylen, "cannot create link %s/%s: %m",
-		    app_root, tmp);
+		add_why(
+		    why, whylen, "cannot create link %s/%s: %m", app_root, tmp);
 		goto out;
 	}
 	if (renameat(dfd, tmp, dfd, name) < 0) {
 		rc = -errno;
-		add_why(why, whylen, "cannot rename %s/%s to %s: %m",
-		    app_root, tmp, name);
+		add_why(why, whylen, "cannot rename %s/%s to %s: %m", app_root,
+		    tmp, name);
 		unlinkat(dfd, tmp, 0);
 		goto out;
 	}
@@ -135,8 +137,7 @@ out:
 }
 
 int
-links_remove(const char *app_root, const char *name, char *why,
-    size_t whylen)
+links_remove(const char *app_root, const char *name, char *why, size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32];
 	int rc;
@@ -152,8 +153,8 @@ links_remove(const char *app_root, const char *name, char *why,
 
 /* Put both links back as links_read() found them ("" = no link). */
 int
-links_restore(const char *app_root, const struct links *old, char *why,
-    size_t whylen)
+links_restore(
+    const char *app_root, const struct links *old, char *why, size_t whylen)
 {
 	int rc = 0;
 
@@ -164,8 +165,8 @@ links_restore(const char *app_root, const struct links *old, char *why,
 	if (links_swap(app_root, "current", old->current, why, whylen) < 0)
 		rc = -EIO;
 	if (old->previous[0] != '\0') {
-		if (links_swap(app_root, "previous", old->previous, why,
-		    whylen) < 0)
+		if (links_swap(
+			app_root, "previous", old->previous, why, whylen) < 0)
 			rc = -EIO;
 	} else if (links_remove(app_root, "previous", why, whylen) < 0) {
 		rc = -EIO;

@@ -31,8 +31,8 @@ lock_holder(int fd)
 }
 
 int
-lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
-    char *why, size_t whylen)
+lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out, char *why,
+    size_t whylen)
 {
 	char path[ZDD_PATH_MAX + 32];
 	struct timespec pause = { 0, LOCK_POLL_MS * 1000000L };
@@ -42,7 +42,7 @@ lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
 	int fd, rc;
 
 	if (whylen > 0)
-		why[0] = '\0';  /* stays empty when interrupted */
+		why[0] = '\0'; /* stays empty when interrupted */
 	snprintf(path, sizeof(path), "%s/.deploy.lock", app_root);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
@@ -59,7 +59,8 @@ lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
 		}
 		if (!told) {
 			log_info("waiting for deploy lock held by pid %ld "
-			    "(up to %u s)", lock_holder(fd), timeout_s);
+				 "(up to %u s)",
+			    lock_holder(fd), timeout_s);
 			told = true;
 		}
 		if (zdd_interrupted) {
@@ -67,9 +68,11 @@ lock_acquire(const char *app_root, unsigned timeout_s, int *fd_out,
 			goto fail;
 		}
 		if (clock_seconds() >= deadline) {
-			snprintf(why, whylen, "deploy lock %s still held by "
+			snprintf(why, whylen,
+			    "deploy lock %s still held by "
 			    "pid %ld after %u s; is a deploy stuck? "
-			    "(LOCK_TIMEOUT)", path, lock_holder(fd), timeout_s);
+			    "(LOCK_TIMEOUT)",
+			    path, lock_holder(fd), timeout_s);
 			rc = -ETIMEDOUT;
 			goto fail;
 		}

@@ -20,16 +20,16 @@
 
 #include "zdd.h"
 
-#define LOGS_LINES_MAX   1000
+#define LOGS_LINES_MAX 1000
 #define LOGS_REQUEST_MAX 128
-#define LOGS_TIMEOUT_MS  10000
-#define LOGS_OUTPUT_MAX  ((size_t)256 * 1024)
+#define LOGS_TIMEOUT_MS 10000
+#define LOGS_OUTPUT_MAX ((size_t)256 * 1024)
 
 int
 logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
 {
-	int len = snprintf(out, n, "%s/%s-logs.sock", cfg->probe_socket_dir,
-	    cfg->app);
+	int len = snprintf(
+	    out, n, "%s/%s-logs.sock", cfg->probe_socket_dir, cfg->app);
 
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
@@ -57,8 +57,8 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 }
 
 int
-logs_parse_request(const struct zdd_config *cfg, const char *line,
-    char *unit, size_t unitsz, unsigned *lines)
+logs_parse_request(const struct zdd_config *cfg, const char *line, char *unit,
+    size_t unitsz, unsigned *lines)
 {
 	const char *sp = strchr(line, ' ');
 	char *end;
@@ -80,12 +80,12 @@ logs_parse_request(const struct zdd_config *cfg, const char *line,
 }
 
 static int
-journalctl_argv_exec(const struct zdd_config *cfg, const char *unit,
-    unsigned lines)
+journalctl_argv_exec(
+    const struct zdd_config *cfg, const char *unit, unsigned lines)
 {
 	char n[16];
-	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "--quiet",
-	    "-o", "short-iso", "-u", (char *)unit, "-n", n, NULL };
+	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "--quiet", "-o",
+		"short-iso", "-u", (char *)unit, "-n", n, NULL };
 
 	snprintf(n, sizeof(n), "%u", lines);
 	execvp(argv[0], argv);
@@ -201,9 +201,10 @@ logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
 {
 	char n[16];
 	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "-u",
-	    (char *)unit, "-n", n, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
-	    .timeout_s = 30 };
+		(char *)unit, "-n", n, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = 1, .timeout_s = 30
+	};
 	int rc, status;
 
 	log_info("       last %u journal lines of %s:", lines, unit);
@@ -212,12 +213,14 @@ logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
 		return;
 	if (rc != -ENOENT && rc != -ECONNREFUSED) {
 		errno = -rc;
-		log_info("       (journal not readable through %s-logs.socket: %m)",
+		log_info(
+		    "       (journal not readable through %s-logs.socket: %m)",
 		    cfg->app);
 		return;
 	}
 	snprintf(n, sizeof(n), "%u", lines);
 	if (spawn_run(argv, &o, &status) < 0 || !spawn_ok(status))
 		log_info("       (journal not readable: is %s-logs.socket "
-		    "running?)", cfg->app);
+			 "running?)",
+		    cfg->app);
 }

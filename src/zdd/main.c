@@ -19,54 +19,65 @@
 
 /* What a command was given on the command line. */
 struct invocation {
-	const char *arg;           /* REV or ID; NULL when not given */
-	const char *option_value;  /* its option's value; NULL when not given */
-	const char *user;          /* who asked, for the history */
+	const char *arg;          /* REV or ID; NULL when not given */
+	const char *option_value; /* its option's value; NULL when not given */
+	const char *user;         /* who asked, for the history */
 };
 
-typedef int command_fn(const struct zdd_config *cfg,
-    const struct invocation *inv);
+typedef int command_fn(
+    const struct zdd_config *cfg, const struct invocation *inv);
 typedef int config_fn(const struct zdd_config *cfg);
 
 struct command {
 	const char *name;
-	const char *args;      /* its arguments as --help shows them */
-	const char *help;      /* lines, '\n' between */
-	bool takes_arg;        /* one optional argument (REV, ID) */
-	const char *option;    /* the one option it takes, with a value */
-	size_t option_max;     /* the value's size limit, with the NUL */
-	command_fn *run;       /* one of these two */
-	config_fn *run_cfg;    /* needs nothing but the configuration */
+	const char *args;   /* its arguments as --help shows them */
+	const char *help;   /* lines, '\n' between */
+	bool takes_arg;     /* one optional argument (REV, ID) */
+	const char *option; /* the one option it takes, with a value */
+	size_t option_max;  /* the value's size limit, with the NUL */
+	command_fn *run;    /* one of these two */
+	config_fn *run_cfg; /* needs nothing but the configuration */
 };
 
 static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart;
 
 static const struct command commands[] = {
-	{ .name = "hook", .run = cmd_hook,
+	{ .name = "hook",
+	    .run = cmd_hook,
 	    .help = "read 'old new ref' lines on stdin (pre-receive)\n"
-	    "and deploy the configured branch" },
-	{ .name = "deploy", .run = cmd_deploy,
-	    .args = "[REV] [--build-command CMD]", .takes_arg = true,
-	    .option = "--build-command", .option_max = ZDD_VALUE_MAX,
+		    "and deploy the configured branch" },
+	{ .name = "deploy",
+	    .run = cmd_deploy,
+	    .args = "[REV] [--build-command CMD]",
+	    .takes_arg = true,
+	    .option = "--build-command",
+	    .option_max = ZDD_VALUE_MAX,
 	    .help = "build REV (default: tip of BRANCH) and hand over" },
-	{ .name = "rollback", .run = cmd_rollback,
-	    .args = "[ID]", .takes_arg = true,
+	{ .name = "rollback",
+	    .run = cmd_rollback,
+	    .args = "[ID]",
+	    .takes_arg = true,
 	    .help = "hand back to the previous (or the named) release" },
-	{ .name = "restart", .run = cmd_restart,
+	{ .name = "restart",
+	    .run = cmd_restart,
 	    .help = "hand over onto the current release (no rebuild)" },
-	{ .name = "releases", .run_cfg = releases_show,
+	{ .name = "releases",
+	    .run_cfg = releases_show,
 	    .help = "list releases, marking current and previous" },
-	{ .name = "status", .run_cfg = status_show,
+	{ .name = "status",
+	    .run_cfg = status_show,
 	    .help = "live release, unit states, health" },
-	{ .name = "prune", .run_cfg = prune_run,
+	{ .name = "prune",
+	    .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },
-	{ .name = "logs-serve", .run_cfg = logs_serve,
+	{ .name = "logs-serve",
+	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"
-	    "the app's journal on stdin/stdout" },
+		    "the app's journal on stdin/stdout" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
-#define HELP_COLUMN 25  /* synopses this long or longer get a line alone */
+#define HELP_COLUMN 25 /* synopses this long or longer get a line alone */
 
 static const struct command *
 command_find(const char *name)
@@ -80,7 +91,8 @@ command_find(const char *name)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: myapp-zdd [--config FILE] COMMAND [ARGS]\n"
+	fprintf(f,
+	    "usage: myapp-zdd [--config FILE] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++) {
@@ -133,11 +145,13 @@ setup_signals(void)
 	/* A pusher who disconnects must not kill a deploy half-way: the
 	 * dashboard is lost, the deploy completes. */
 	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) < 0 || sigaction(SIGHUP, &sa, NULL) < 0)
+	if (sigaction(SIGPIPE, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0)
 		return -errno;
 	sa.sa_handler = on_signal;
 	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0)
 		return -errno;
 	return 0;
 }
@@ -171,14 +185,16 @@ cmd_hook(const struct zdd_config *cfg, const struct invocation *inv)
 		size_t len = strlen(line);
 
 		if (++lines > MAX_REF_LINES) {
-			log_err("more than %d refs pushed at once", MAX_REF_LINES);
+			log_err(
+			    "more than %d refs pushed at once", MAX_REF_LINES);
 			return ZDD_EXIT_USAGE;
 		}
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (refline_parse(line, &u) < 0) {
 			log_err("unexpected line on stdin: '%.80s' (expected "
-			    "'<old-sha> <new-sha> <ref>' from git)", line);
+				"'<old-sha> <new-sha> <ref>' from git)",
+			    line);
 			return ZDD_EXIT_USAGE;
 		}
 		if (strcmp(u.ref, want) == 0) {
@@ -189,12 +205,14 @@ cmd_hook(const struct zdd_config *cfg, const struct invocation *inv)
 			} else {
 				snprintf(deploy_sha, sizeof(deploy_sha), "%s",
 				    u.new_sha);
-				snprintf(old_sha, sizeof(old_sha), "%s",
-				    u.old_sha);
+				snprintf(
+				    old_sha, sizeof(old_sha), "%s", u.old_sha);
 			}
 		} else if (strncmp(u.ref, "refs/heads/", 11) == 0) {
-			log_info("branch %s pushed, not deployed (deploy branch "
-			    "is %s)", u.ref + 11, cfg->branch);
+			log_info(
+			    "branch %s pushed, not deployed (deploy branch "
+			    "is %s)",
+			    u.ref + 11, cfg->branch);
 		} else if (strncmp(u.ref, "refs/tags/", 10) == 0) {
 			log_info("tag %s pushed, not deployed", u.ref + 10);
 		} else {
@@ -208,8 +226,10 @@ cmd_hook(const struct zdd_config *cfg, const struct invocation *inv)
 	if (deploy_sha[0] == '\0')
 		return ZDD_EXIT_OK;
 
-	struct deploy_request rq = { .rev = deploy_sha, .branch = cfg->branch,
-	    .user = inv->user, .expect_old = old_sha };
+	struct deploy_request rq = { .rev = deploy_sha,
+		.branch = cfg->branch,
+		.user = inv->user,
+		.expect_old = old_sha };
 	return deploy_run(cfg, &rq);
 }
 
@@ -217,8 +237,9 @@ static int
 cmd_deploy(const struct zdd_config *cfg, const struct invocation *inv)
 {
 	struct deploy_request rq = { .rev = inv->arg,
-	    .build_command = inv->option_value,
-	    .branch = inv->arg ? NULL : cfg->branch, .user = inv->user };
+		.build_command = inv->option_value,
+		.branch = inv->arg ? NULL : cfg->branch,
+		.user = inv->user };
 
 	return deploy_run(cfg, &rq);
 }
@@ -244,7 +265,7 @@ close_inherited_fds(void)
 {
 	if (close_range(3, ~0U, 0) == 0)
 		return;
-	for (int fd = 3; fd < 1024; fd++)  /* kernels before 5.9 */
+	for (int fd = 3; fd < 1024; fd++) /* kernels before 5.9 */
 		close(fd);
 }
 
@@ -262,8 +283,8 @@ bad_usage(const char *fmt, const char *arg)
  * command (cmd NULL) takes none, so its first argument is what is named.
  */
 static int
-parse_command_args(const struct command *cmd, int argc, char *argv[],
-    struct invocation *inv)
+parse_command_args(
+    const struct command *cmd, int argc, char *argv[], struct invocation *inv)
 {
 	size_t optlen = cmd && cmd->option ? strlen(cmd->option) : 0;
 
@@ -298,7 +319,8 @@ main(int argc, char *argv[])
 	int i = 1, rc;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return ZDD_EXIT_OK;
 		} else if (strcmp(argv[i], "--version") == 0) {
@@ -322,8 +344,9 @@ main(int argc, char *argv[])
 		return rc;
 	if (cmd == NULL)
 		return bad_usage("unknown command '%s'", argv[i]);
-	if (inv.option_value != NULL && (inv.option_value[0] == '\0' ||
-	    strlen(inv.option_value) >= cmd->option_max))
+	if (inv.option_value != NULL &&
+	    (inv.option_value[0] == '\0' ||
+		strlen(inv.option_value) >= cmd->option_max))
 		return bad_usage("%s: empty or too long", cmd->option);
 
 	close_inherited_fds();
@@ -336,7 +359,7 @@ main(int argc, char *argv[])
 		return ZDD_EXIT_USAGE;
 	if (env_sanitize() < 0 || setup_signals() < 0)
 		return ZDD_EXIT_FAILED;
-	umask(022);  /* releases must be readable by the app's dynamic user */
+	umask(022); /* releases must be readable by the app's dynamic user */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_err("cannot initialise libcurl");
 		return ZDD_EXIT_FAILED;

@@ -24,13 +24,14 @@ privdrop(const char *user)
 		if (errno == 0)
 			errno = ENOENT;
 		log_err("cannot switch to deploy user %s: no such user "
-		    "(set DEPLOY_USER in the configuration)", user);
+			"(set DEPLOY_USER in the configuration)",
+		    user);
 		return -ENOENT;
 	}
 	if (pw->pw_uid == 0)
-		return 0;  /* configured to stay root: nothing to drop */
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		return 0; /* configured to stay root: nothing to drop */
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
 		int rc = -errno;
 
 		log_err("cannot switch to deploy user %s: %m", user);

@@ -14,12 +14,12 @@
 #include "zdd.h"
 
 #define ATTEMPT_TIMEOUT_MS 2000
-#define RETRY_PAUSE_MS     250
-#define BODY_MAX           4096
+#define RETRY_PAUSE_MS 250
+#define BODY_MAX 4096
 
 int
-probe_socket_path(const struct zdd_config *cfg, const char *id, char *out,
-    size_t n)
+probe_socket_path(
+    const struct zdd_config *cfg, const char *id, char *out, size_t n)
 {
 	int len;
 
@@ -39,13 +39,13 @@ discard_body(char *data, size_t size, size_t nmemb, void *userdata)
 
 	(void)data;
 	*seen += size * nmemb;
-	return *seen > BODY_MAX ? 0 : size * nmemb;  /* bound what we read */
+	return *seen > BODY_MAX ? 0 : size * nmemb; /* bound what we read */
 }
 
 /* One attempt.  0 and *code set on an HTTP answer; negative otherwise. */
 int
-probe_get(const char *socket_path, const char *path, long timeout_ms,
-    long *code)
+probe_get(
+    const char *socket_path, const char *path, long timeout_ms, long *code)
 {
 	char url[ZDD_REF_MAX + 32];
 	size_t seen = 0;
@@ -58,13 +58,16 @@ probe_get(const char *socket_path, const char *path, long timeout_ms,
 		return -ENOMEM;
 	snprintf(url, sizeof(url), "http://localhost%s", path);
 	if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_path) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_path) !=
+		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_PROXY, "") != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_USERAGENT, "myapp-zdd/" ZDD_VERSION) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_USERAGENT, "myapp-zdd/" ZDD_VERSION) !=
+		CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body) !=
+		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEDATA, &seen) != CURLE_OK) {
 		curl_easy_cleanup(c);
 		return -EINVAL;
@@ -92,8 +95,9 @@ probe_wait_healthy(const char *socket_path, const char *path,
 		double left_ms = (deadline - clock_seconds()) * 1000;
 
 		rc = probe_get(socket_path, path,
-		    left_ms < ATTEMPT_TIMEOUT_MS ?
-		    (left_ms < 100 ? 100 : (long)left_ms) : ATTEMPT_TIMEOUT_MS,
+		    left_ms < ATTEMPT_TIMEOUT_MS
+			? (left_ms < 100 ? 100 : (long)left_ms)
+			: ATTEMPT_TIMEOUT_MS,
 		    &code);
 		if (rc == 0 && code == 200)
 			return 0;
@@ -102,8 +106,10 @@ probe_wait_healthy(const char *socket_path, const char *path,
 		nanosleep(&pause, NULL);
 	}
 	if (rc == 0)
-		snprintf(why, whylen, "GET %s via %s answered %ld, not 200 "
-		    "(for %u s)", path, socket_path, code, timeout_s);
+		snprintf(why, whylen,
+		    "GET %s via %s answered %ld, not 200 "
+		    "(for %u s)",
+		    path, socket_path, code, timeout_s);
 	else
 		snprintf(why, whylen, "GET %s via %s: no answer within %u s",
 		    path, socket_path, timeout_s);

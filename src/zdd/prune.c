@@ -14,7 +14,7 @@
 
 #include "zdd.h"
 
-#define MAX_RELEASES 10000  /* bound on what we list */
+#define MAX_RELEASES 10000 /* bound on what we list */
 
 static int
 cmp_str(const void *a, const void *b)
@@ -58,7 +58,8 @@ release_list(const char *app_root, char ***ids_out, size_t *n_out)
 			continue;
 		if (n == MAX_RELEASES) {
 			log_warn("more than %d releases in %s; listing the "
-			    "first", MAX_RELEASES, path);
+				 "first",
+			    MAX_RELEASES, path);
 			break;
 		}
 		if (n == cap) {
@@ -200,7 +201,7 @@ prune_releases(const struct zdd_config *cfg, unsigned *removed)
 	rc = links_read(cfg->app_root, &l, why, sizeof(why));
 	if (rc < 0) {
 		log_err("%s", why);
-		return rc;  /* never prune blind */
+		return rc; /* never prune blind */
 	}
 	remove_unfinished(cfg->app_root);
 	rc = release_list(cfg->app_root, &ids, &n);
@@ -239,8 +240,8 @@ prune_run(const struct zdd_config *cfg)
 	unsigned removed = 0;
 	int fd, rc;
 
-	rc = lock_acquire(cfg->app_root, cfg->lock_timeout, &fd, why,
-	    sizeof(why));
+	rc = lock_acquire(
+	    cfg->app_root, cfg->lock_timeout, &fd, why, sizeof(why));
 	if (rc < 0 && why[0] != '\0')
 		log_err("%s", why);
 	if (rc < 0)

@@ -7,8 +7,8 @@
 #include "zdd.h"
 
 #define ID_TIME_LEN 14
-#define ID_SHA_LEN  7
-#define ID_LEN      (ID_TIME_LEN + 1 + ID_SHA_LEN)
+#define ID_SHA_LEN 7
+#define ID_LEN (ID_TIME_LEN + 1 + ID_SHA_LEN)
 
 int
 release_id_make(time_t t, const char *sha, char *out, size_t n)
@@ -37,9 +37,9 @@ release_id_valid(const char *id)
 	for (int i = 0; i < ID_LEN; i++) {
 		if (i == ID_TIME_LEN)
 			continue;
-		if (i < ID_TIME_LEN ? !isdigit((unsigned char)id[i]) :
-		    !(isdigit((unsigned char)id[i]) ||
-		    (id[i] >= 'a' && id[i] <= 'f')))
+		if (i < ID_TIME_LEN ? !isdigit((unsigned char)id[i])
+				    : !(isdigit((unsigned char)id[i]) ||
+					  (id[i] >= 'a' && id[i] <= 'f')))
 			return false;
 	}
 	return true;
@@ -73,14 +73,17 @@ release_id_pick(const char *app_root, const char *sha, char *out, size_t n,
 
 	for (int tries = 0; tries < 600; tries++, t++) {
 		if (release_id_make(t, sha, out, n) < 0) {
-			snprintf(why, whylen, "cannot make a release id of "
-			    "'%.7s'", sha);
+			snprintf(why, whylen,
+			    "cannot make a release id of "
+			    "'%.7s'",
+			    sha);
 			return -EINVAL;
 		}
 		snprintf(tmpname, sizeof(tmpname), "%s.tmp", out);
 		if ((rc = entry_free(app_root, out)) < 0 ||
 		    (rc == 1 && (rc = entry_free(app_root, tmpname)) < 0)) {
-			snprintf(why, whylen, "release path too long "
+			snprintf(why, whylen,
+			    "release path too long "
 			    "(APP_ROOT)");
 			return rc;
 		}

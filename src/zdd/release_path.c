@@ -27,8 +27,8 @@ release_path(const char *app_root, const char *entry, const char *name,
 	else if (name == NULL)
 		len = snprintf(out, n, "%s/releases/%s", app_root, entry);
 	else
-		len = snprintf(out, n, "%s/releases/%s/%s", app_root, entry,
-		    name);
+		len = snprintf(
+		    out, n, "%s/releases/%s/%s", app_root, entry, name);
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
 
@@ -43,8 +43,8 @@ path_exists(const char *path)
 
 /* First line of releases/<id>/<name>, without the newline. */
 int
-release_read_file(const char *app_root, const char *id, const char *name,
-    char *buf, size_t n)
+release_read_file(
+    const char *app_root, const char *id, const char *name, char *buf, size_t n)
 {
 	char path[ZDD_RELEASE_PATH_MAX];
 	ssize_t got;

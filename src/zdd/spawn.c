@@ -26,13 +26,13 @@
 
 extern char **environ;
 
-#define ENV_MAX        64
-#define KILL_GRACE_MS  3000
-#define POLL_MS        20
+#define ENV_MAX 64
+#define KILL_GRACE_MS 3000
+#define POLL_MS 20
 
 /* From linux/ioprio.h, which older kernels' headers lack. */
 #define IOPRIO_CLASS_SHIFT 13
-#define IOPRIO_CLASS_BE    2
+#define IOPRIO_CLASS_BE 2
 #define IOPRIO_WHO_PROCESS 1
 
 void
@@ -54,9 +54,8 @@ sleep_ms(long ms)
 }
 
 /* Child side: only async-signal-safe calls until exec. */
-static void __attribute__((noreturn))
-child_exec(char *const argv[], const struct spawn_opts *o, char *const envp[],
-    int errpipe)
+static void __attribute__((noreturn)) child_exec(char *const argv[],
+    const struct spawn_opts *o, char *const envp[], int errpipe)
 {
 	int err, devnull = -1;
 
@@ -116,8 +115,7 @@ build_env(char *const extra[], char **envp, size_t max)
 }
 
 static int
-wait_child(pid_t pid, const struct spawn_opts *o, double deadline,
-    int *wstatus)
+wait_child(pid_t pid, const struct spawn_opts *o, double deadline, int *wstatus)
 {
 	pid_t target = o->new_pgrp ? -pid : pid;
 	bool timed_out = false;
@@ -134,15 +132,16 @@ wait_child(pid_t pid, const struct spawn_opts *o, double deadline,
 			double now = clock_seconds();
 
 			/* An interrupted engine takes its build down too. */
-			if (!timed_out && (now >= deadline ||
-			    (zdd_interrupted && o->new_pgrp))) {
+			if (!timed_out &&
+			    (now >= deadline ||
+				(zdd_interrupted && o->new_pgrp))) {
 				timed_out = true;
 				killed_at = now;
 				kill(target, SIGTERM);
 			} else if (timed_out &&
 			    now >= killed_at + KILL_GRACE_MS / 1000.0) {
 				kill(target, SIGKILL);
-				killed_at = now + 3600;  /* once */
+				killed_at = now + 3600; /* once */
 			}
 			sleep_ms(POLL_MS);
 		}
@@ -178,7 +177,7 @@ spawn_start(char *const argv[], const struct spawn_opts *o, pid_t *pid_out)
 	if (pid == 0)
 		child_exec(argv, o, envp, errpipe[1]);
 	if (o->new_pgrp)
-		setpgid(pid, pid);  /* both sides, to close the race */
+		setpgid(pid, pid); /* both sides, to close the race */
 	close(errpipe[1]);
 	do {
 		got = read(errpipe[0], &child_err, sizeof(child_err));
@@ -241,7 +240,7 @@ spawn_capture(char *const argv[], const struct spawn_opts *o, char *out,
 			double left = deadline - clock_seconds();
 
 			if (left <= 0)
-				break;  /* wait_child kills it */
+				break; /* wait_child kills it */
 			wait_ms = (int)(left * 1000) + 1;
 		}
 		if (poll(&pfd, 1, wait_ms) < 0) {

@@ -37,12 +37,13 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
     const char *unit1, const char *unit2, char *why, size_t whylen)
 {
 	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
-	    (char *)verb, (char *)unit1, (char *)unit2, NULL };
+		(char *)verb, (char *)unit1, (char *)unit2, NULL };
 	/* stderr into the captured output (err_fd 1 = the capture pipe):
 	 * shown only when systemctl fails, so a push does not print its
 	 * routine "can still be activated by myapp.socket" warning. */
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
-	    .timeout_s = timeout_s };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = 1, .timeout_s = timeout_s
+	};
 	char status_text[64], out[2048];
 	int status, rc;
 
@@ -74,13 +75,14 @@ units_run(const struct zdd_config *cfg, unsigned timeout_s, const char *verb,
 /* Best effort and quiet: a unit already unloaded has no failed state to
  * clear, and systemctl says so with an error. */
 void
-units_reset_failed(const struct zdd_config *cfg, const char *unit1,
-    const char *unit2)
+units_reset_failed(
+    const struct zdd_config *cfg, const char *unit1, const char *unit2)
 {
 	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password",
-	    "reset-failed", (char *)unit1, (char *)unit2, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = 1,
-	    .timeout_s = 30 };
+		"reset-failed", (char *)unit1, (char *)unit2, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = 1, .timeout_s = 30
+	};
 	char out[512];
 	int status;
 
@@ -91,11 +93,12 @@ units_reset_failed(const struct zdd_config *cfg, const char *unit1,
 int
 units_show(const struct zdd_config *cfg, const char *unit)
 {
-	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager",
-	    "-p", "ActiveState", "-p", "SubState",
-	    "-p", "ActiveEnterTimestamp", (char *)unit, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .timeout_s = 30 };
+	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
+		"ActiveState", "-p", "SubState", "-p", "ActiveEnterTimestamp",
+		(char *)unit, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
 	char out[1024], active[64] = "?", sub[64] = "?", since[128] = "";
 	int status, rc;
 
@@ -128,9 +131,10 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 {
 	char pattern[ZDD_NAME_MAX + 16], out[4096];
 	char *argv[] = { (char *)cfg->systemctl, "list-units", "--no-legend",
-	    "--plain", "--no-pager", pattern, NULL };
-	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1,
-	    .timeout_s = 30 };
+		"--plain", "--no-pager", pattern, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
 	size_t prefix = strlen(cfg->app) + 1;
 	unsigned count = 0;
 	int status, rc;
@@ -145,7 +149,7 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 		size_t len;
 
 		if (sscanf(line, "%127s %31s %31s %31s", unit, load, active,
-		    sub) != 4)
+			sub) != 4)
 			continue;
 		len = strlen(unit);
 		if (len <= prefix + 8 || len - prefix - 8 >= sizeof(id))
@@ -161,9 +165,10 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 			continue;
 		}
 		log_info("       stopping stray %s", unit);
-		if (unit_name(cfg, "side-probe", id, probe,
-		    sizeof(probe)) == 0 && units_run(cfg, 120, "stop", unit,
-		    probe, why, sizeof(why)) < 0)
+		if (unit_name(cfg, "side-probe", id, probe, sizeof(probe)) ==
+			0 &&
+		    units_run(cfg, 120, "stop", unit, probe, why, sizeof(why)) <
+			0)
 			log_err("%s", why);
 	}
 	return (int)count;

@@ -11,28 +11,30 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define ZDD_VERSION        "0.2.0"
+#define ZDD_VERSION "0.2.0"
 #define ZDD_DEFAULT_CONFIG "/etc/myapp-zdd/myapp-zdd.conf"
-#define ZDD_CLEAN_PATH     "/usr/local/bin:/usr/bin:/bin"
+#define ZDD_CLEAN_PATH "/usr/local/bin:/usr/bin:/bin"
 
 /* Exit codes (documented in myapp-zdd.8). */
 enum zdd_exit {
-	ZDD_EXIT_OK = 0,          /* done */
-	ZDD_EXIT_FAILED = 1,      /* failed before the swap: nothing live changed */
-	ZDD_EXIT_USAGE = 2,       /* usage or configuration error */
-	ZDD_EXIT_LOCK = 3,        /* another deploy held the lock too long */
-	ZDD_EXIT_ROLLED_BACK = 4, /* failed after the swap, previous release restored */
-	ZDD_EXIT_BROKEN = 5,      /* failed after the swap and restoring failed too */
+	ZDD_EXIT_OK = 0,     /* done */
+	ZDD_EXIT_FAILED = 1, /* failed before the swap: nothing live changed */
+	ZDD_EXIT_USAGE = 2,  /* usage or configuration error */
+	ZDD_EXIT_LOCK = 3,   /* another deploy held the lock too long */
+	ZDD_EXIT_ROLLED_BACK =
+	    4, /* failed after the swap, previous release restored */
+	ZDD_EXIT_BROKEN =
+	    5, /* failed after the swap and restoring failed too */
 };
 
-#define ZDD_NAME_MAX   64   /* APP, DEPLOY_USER */
-#define ZDD_PATH_MAX   1024 /* every configured path */
-#define ZDD_VALUE_MAX  1024 /* longest config value (BUILD_COMMAND) */
-#define ZDD_LINE_MAX   4096 /* longest config / ref line */
-#define ZDD_REF_MAX    256  /* ref and branch names */
-#define ZDD_SHA_MAX    64   /* sha-1 (40) or sha-256 (64) hex */
-#define ZDD_ID_MAX     32   /* YYYYmmddHHMMSS-abcdef1 is 22 */
-#define ZDD_STEPS_MAX  16
+#define ZDD_NAME_MAX 64    /* APP, DEPLOY_USER */
+#define ZDD_PATH_MAX 1024  /* every configured path */
+#define ZDD_VALUE_MAX 1024 /* longest config value (BUILD_COMMAND) */
+#define ZDD_LINE_MAX 4096  /* longest config / ref line */
+#define ZDD_REF_MAX 256    /* ref and branch names */
+#define ZDD_SHA_MAX 64     /* sha-1 (40) or sha-256 (64) hex */
+#define ZDD_ID_MAX 32      /* YYYYmmddHHMMSS-abcdef1 is 22 */
+#define ZDD_STEPS_MAX 16
 
 /*
  * The error rule: a function that fails returns a negative errno and, where
@@ -65,8 +67,8 @@ struct zdd_config {
 void config_defaults(struct zdd_config *cfg);
 int config_set(struct zdd_config *cfg, const char *key, const char *value,
     const char *where);
-int config_parse_line(struct zdd_config *cfg, const char *line,
-    const char *where);
+int config_parse_line(
+    struct zdd_config *cfg, const char *line, const char *where);
 int config_load(struct zdd_config *cfg, const char *path, bool must_exist);
 
 /* log.c */
@@ -81,18 +83,18 @@ double clock_seconds(void);
 
 /* spawn.c */
 struct spawn_opts {
-	const char *cwd;          /* NULL: inherit */
-	char *const *extra_env;   /* "K=V" added to the (clean) environment */
-	int in_fd;                /* -1: /dev/null */
-	int out_fd;               /* -1: inherit */
-	int err_fd;               /* -1: inherit */
-	bool new_pgrp;            /* own process group, killed as a whole */
-	bool low_priority;        /* SCHED_IDLE CPU, best-effort 7 I/O */
-	unsigned timeout_s;       /* 0: none */
+	const char *cwd;        /* NULL: inherit */
+	char *const *extra_env; /* "K=V" added to the (clean) environment */
+	int in_fd;              /* -1: /dev/null */
+	int out_fd;             /* -1: inherit */
+	int err_fd;             /* -1: inherit */
+	bool new_pgrp;          /* own process group, killed as a whole */
+	bool low_priority;      /* SCHED_IDLE CPU, best-effort 7 I/O */
+	unsigned timeout_s;     /* 0: none */
 };
 int spawn_run(char *const argv[], const struct spawn_opts *o, int *wstatus);
-int spawn_capture(char *const argv[], const struct spawn_opts *o,
-    char *out, size_t outsz, int *wstatus);
+int spawn_capture(char *const argv[], const struct spawn_opts *o, char *out,
+    size_t outsz, int *wstatus);
 bool spawn_ok(int wstatus);
 void spawn_describe(int wstatus, char *buf, size_t n);
 void spawn_reset_signals(void);
@@ -121,32 +123,31 @@ bool sha_valid(const char *sha);
 /* release_id.c */
 int release_id_make(time_t t, const char *sha, char *out, size_t n);
 bool release_id_valid(const char *id);
-int release_id_pick(const char *app_root, const char *sha, char *out,
-    size_t n, char *why, size_t whylen);
+int release_id_pick(const char *app_root, const char *sha, char *out, size_t n,
+    char *why, size_t whylen);
 
 /* release_path.c */
 #define ZDD_RELEASE_PATH_MAX (ZDD_PATH_MAX + 128)
 int release_path(const char *app_root, const char *entry, const char *name,
     char *out, size_t n);
 bool path_exists(const char *path);
-int release_read_file(const char *app_root, const char *id,
-    const char *name, char *buf, size_t n);
+int release_read_file(const char *app_root, const char *id, const char *name,
+    char *buf, size_t n);
 
 /* links.c */
 struct links {
-	char current[ZDD_ID_MAX];   /* "" when missing or broken */
+	char current[ZDD_ID_MAX]; /* "" when missing or broken */
 	char previous[ZDD_ID_MAX];
-	int current_rc;             /* 0, -ENOENT (missing), or broken */
+	int current_rc; /* 0, -ENOENT (missing), or broken */
 	int previous_rc;
 };
-int links_read(const char *app_root, struct links *l, char *why,
-    size_t whylen);
+int links_read(const char *app_root, struct links *l, char *why, size_t whylen);
 int links_swap(const char *app_root, const char *name, const char *id,
     char *why, size_t whylen);
-int links_remove(const char *app_root, const char *name, char *why,
-    size_t whylen);
-int links_restore(const char *app_root, const struct links *old, char *why,
-    size_t whylen);
+int links_remove(
+    const char *app_root, const char *name, char *why, size_t whylen);
+int links_restore(
+    const char *app_root, const struct links *old, char *why, size_t whylen);
 
 /* prune.c */
 int release_list(const char *app_root, char ***ids, size_t *n);
@@ -160,14 +161,14 @@ int prune_run(const struct zdd_config *cfg);
 /* checkout.c */
 int git_rev_parse(const struct zdd_config *cfg, const char *spec, char *sha,
     size_t n, char *why, size_t whylen);
-int release_resolve(const struct zdd_config *cfg, const char *rev,
-    char *sha, size_t n, char *why, size_t whylen);
+int release_resolve(const struct zdd_config *cfg, const char *rev, char *sha,
+    size_t n, char *why, size_t whylen);
 int release_checkout(const struct zdd_config *cfg, const char *sha,
     const char *id, char *why, size_t whylen);
 
 /* build.c */
-int build_run(const struct zdd_config *cfg, const char *id,
-    const char *command, char *why, size_t whylen);
+int build_run(const struct zdd_config *cfg, const char *id, const char *command,
+    char *why, size_t whylen);
 
 /* units.c */
 int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
@@ -175,8 +176,8 @@ int unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 int units_run(const struct zdd_config *cfg, unsigned timeout_s,
     const char *verb, const char *unit1, const char *unit2, char *why,
     size_t whylen);
-void units_reset_failed(const struct zdd_config *cfg, const char *unit1,
-    const char *unit2);
+void units_reset_failed(
+    const struct zdd_config *cfg, const char *unit1, const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
 
@@ -189,10 +190,10 @@ int logs_serve(const struct zdd_config *cfg);
 void logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines);
 
 /* probe.c */
-int probe_socket_path(const struct zdd_config *cfg, const char *id,
-    char *out, size_t n);
-int probe_get(const char *socket_path, const char *path, long timeout_ms,
-    long *code);
+int probe_socket_path(
+    const struct zdd_config *cfg, const char *id, char *out, size_t n);
+int probe_get(
+    const char *socket_path, const char *path, long timeout_ms, long *code);
 int probe_wait_healthy(const char *socket_path, const char *path,
     unsigned timeout_s, char *why, size_t whylen);
 
@@ -202,14 +203,14 @@ struct step_time {
 	double seconds;
 };
 struct deploy_record {
-	const char *action;     /* deploy, rollback, restart */
+	const char *action; /* deploy, rollback, restart */
 	const char *id;
 	const char *revision;
 	const char *branch;
 	const char *user;
 	struct timespec started; /* CLOCK_REALTIME */
 	struct timespec finished;
-	const char *result;     /* ok, failed, rolled-back, broken */
+	const char *result; /* ok, failed, rolled-back, broken */
 	const char *failed_step;
 	const char *reason;
 	struct step_time steps[ZDD_STEPS_MAX];
@@ -219,24 +220,24 @@ int history_format(const struct deploy_record *r, char **line);
 int history_append(const char *app_root, const struct deploy_record *r);
 
 /* deploy.c */
-extern volatile sig_atomic_t zdd_interrupted;  /* SIGINT/SIGTERM seen */
+extern volatile sig_atomic_t zdd_interrupted; /* SIGINT/SIGTERM seen */
 struct deploy_request {
 	const char *rev;           /* NULL: tip of BRANCH */
 	const char *build_command; /* NULL: from config */
 	const char *branch;        /* for the history; NULL for a bare REV */
 	const char *user;          /* who asked, for the history */
-	const char *expect_old;    /* from a push: the branch must still be here */
+	const char *expect_old; /* from a push: the branch must still be here */
 };
 int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
-int rollback_run(const struct zdd_config *cfg, const char *id,
-    const char *user);
+int rollback_run(
+    const struct zdd_config *cfg, const char *id, const char *user);
 int restart_run(const struct zdd_config *cfg, const char *user);
 
 /* branch.c */
-int branch_check_unmoved(const struct zdd_config *cfg, const char *old_sha,
-    char *why, size_t n);
-int branch_record(const struct zdd_config *cfg, const char *sha, char *why,
-    size_t n);
+int branch_check_unmoved(
+    const struct zdd_config *cfg, const char *old_sha, char *why, size_t n);
+int branch_record(
+    const struct zdd_config *cfg, const char *sha, char *why, size_t n);
 
 /* info.c */
 int releases_show(const struct zdd_config *cfg);

@@ -16,7 +16,8 @@ static struct app_state app;
 static char state_dir[] = "/tmp/myapp-fuzz-XXXXXX";
 
 /* libFuzzer exits through exit(): remove the scratch database then. */
-static void remove_state(void)
+static void
+remove_state(void)
 {
 	char path[64];
 
@@ -25,7 +26,8 @@ static void remove_state(void)
 	for (int i = 0; i < 3; i++) {
 		static const char *suffix[] = { "", "-wal", "-shm" };
 
-		snprintf(path, sizeof(path), "%s/" NOTES_DB_NAME "%s", state_dir, suffix[i]);
+		snprintf(path, sizeof(path), "%s/" NOTES_DB_NAME "%s",
+		    state_dir, suffix[i]);
 		unlink(path);
 	}
 	rmdir(state_dir);
@@ -35,7 +37,8 @@ static struct identity id = { "fuzz", "fuzzrev" };
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct notes *notes = NULL;
 
@@ -47,13 +50,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	for (int i = 0; i < 5; i++)
 		notes_insert_wait(notes, "seed note", 9);
-	app_state_init(&app, &id, notes, 256);	/* small limit: reach 413 */
+	app_state_init(&app, &id, notes, 256); /* small limit: reach 413 */
 	atexit(remove_state);
 	return 0;
 }
 
 /* Next '\n'-terminated field as a NUL-terminated copy; NULL when empty. */
-static char *take_field(const uint8_t **p, const uint8_t *end)
+static char *
+take_field(const uint8_t **p, const uint8_t *end)
 {
 	const uint8_t *nl = memchr(*p, '\n', (size_t)(end - *p));
 	size_t len = nl ? (size_t)(nl - *p) : (size_t)(end - *p);
@@ -70,9 +74,11 @@ static char *take_field(const uint8_t **p, const uint8_t *end)
 	return s;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "get", "" };
+	static const char *methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE",
+		"OPTIONS", "get", "" };
 	const uint8_t *p = data, *end = data + size;
 	struct http_request req = { 0 };
 	struct http_reply reply;
@@ -98,19 +104,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((sel >> 5) & 1)
 		req.content_length = limit;
 	if ((sel >> 6) & 1)
-		req.before_arg = limit;	/* ?before= of the note list */
+		req.before_arg = limit; /* ?before= of the note list */
 
 	if (route_request(&app, &req, &reply) == 0) {
-		if (reply.kind == REPLY_DONE && (!reply.body || !reply.content_type || reply.status < 200))
-			abort();	/* every answer has a body and a type */
+		if (reply.kind == REPLY_DONE &&
+		    (!reply.body || !reply.content_type || reply.status < 200))
+			abort(); /* every answer has a body and a type */
 		if (reply.kind == REPLY_STORE_NOTE)
 			reply_note_stored(&reply, 1, 0);
 	}
 	reply_free(&reply);
 
 	/* The JSON body parser on the whole input too. */
-	if (json_body_note_text((const char *)data, size, &text, &text_len, &why) == 0 && strlen(text) != text_len)
-		abort();	/* no NUL inside a stored text */
+	if (json_body_note_text(
+		(const char *)data, size, &text, &text_len, &why) == 0 &&
+	    strlen(text) != text_len)
+		abort(); /* no NUL inside a stored text */
 	free(text);
 
 	free(path);

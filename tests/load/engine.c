@@ -18,21 +18,28 @@
 #include <unistd.h>
 
 #define TIMER_TAG UINT64_MAX
-#define MAX_ATTEMPTS 3      /* resends of a request that never left */
-#define TICK_MS 10          /* timeout checks while anything is in flight */
+#define MAX_ATTEMPTS 3 /* resends of a request that never left */
+#define TICK_MS 10     /* timeout checks while anything is in flight */
 
-enum conn_state { CONN_FREE, CONN_CONNECTING, CONN_SENDING, CONN_RECEIVING, CONN_IDLE };
+enum conn_state {
+	CONN_FREE,
+	CONN_CONNECTING,
+	CONN_SENDING,
+	CONN_RECEIVING,
+	CONN_IDLE
+};
 
 struct conn {
 	int fd;
 	enum conn_state state;
-	struct conn *idle_prev, *idle_next; /* in the idle list while CONN_IDLE */
-	struct conn *free_next;             /* in the free stack while CONN_FREE */
+	struct conn *idle_prev,
+	    *idle_next;         /* in the idle list while CONN_IDLE */
+	struct conn *free_next; /* in the free stack while CONN_FREE */
 	uint32_t events;
 	uint64_t seq;
 	uint64_t deadline_ns;
 	uint8_t attempts;
-	bool reused;                        /* the request went out on a pooled connection */
+	bool reused; /* the request went out on a pooled connection */
 	size_t req_len, req_off;
 	struct http_response resp;
 	char req[ENGINE_REQUEST_MAX];
@@ -73,24 +80,29 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
 	[OUTCOME_OVERLOAD] = "overload",
 };
 
-const char *outcome_name(enum outcome o)
+const char *
+outcome_name(enum outcome o)
 {
 	return o < OUTCOME_COUNT ? outcome_names[o] : "?";
 }
 
-uint64_t mono_ns(void)
+uint64_t
+mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t sched_ns(const struct engine *e, uint64_t seq)
+static uint64_t
+sched_ns(const struct engine *e, uint64_t seq)
 {
 	return e->stats->start_mono_ns + seq * e->cfg->interval_ns;
 }
 
-static void finish(struct engine *e, uint64_t seq, enum outcome o, int status, uint8_t attempts, uint64_t now)
+static void
+finish(struct engine *e, uint64_t seq, enum outcome o, int status,
+    uint8_t attempts, uint64_t now)
 {
 	struct request_record *r = &e->cfg->records[seq];
 	uint64_t t0 = sched_ns(e, seq);
@@ -101,18 +113,21 @@ static void finish(struct engine *e, uint64_t seq, enum outcome o, int status, u
 	r->attempts = attempts;
 }
 
-static int set_events(struct engine *e, struct conn *c, uint32_t events)
+static int
+set_events(struct engine *e, struct conn *c, uint32_t events)
 {
 	if (c->events == events)
 		return 0;
-	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)(c - e->conns) };
+	struct epoll_event ev = { .events = events,
+		.data.u64 = (uint64_t)(c - e->conns) };
 	if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
 		return -errno;
 	c->events = events;
 	return 0;
 }
 
-static void idle_push(struct engine *e, struct conn *c)
+static void
+idle_push(struct engine *e, struct conn *c)
 {
 	c->idle_prev = NULL;
 	c->idle_next = e->idle_head;
@@ -121,7 +136,8 @@ static void idle_push(struct engine *e, struct conn *c)
 	e->idle_head = c;
 }
 
-static void idle_remove(struct engine *e, struct conn *c)
+static void
+idle_remove(struct engine *e, struct conn *c)
 {
 	if (c->idle_prev)
 		c->idle_prev->idle_next = c->idle_next;
@@ -132,13 +148,15 @@ static void idle_remove(struct engine *e, struct conn *c)
 	c->idle_prev = c->idle_next = NULL;
 }
 
-static void free_push(struct engine *e, struct conn *c)
+static void
+free_push(struct engine *e, struct conn *c)
 {
 	c->free_next = e->free_head;
 	e->free_head = c;
 }
 
-static void conn_close(struct engine *e, struct conn *c)
+static void
+conn_close(struct engine *e, struct conn *c)
 {
 	if (c->state == CONN_FREE)
 		return;
@@ -152,7 +170,8 @@ static void conn_close(struct engine *e, struct conn *c)
 	free_push(e, c);
 }
 
-static void conn_fail(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
+static void
+conn_fail(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
 {
 	finish(e, c->seq, o, 0, c->attempts, now);
 	conn_close(e, c);
@@ -160,14 +179,16 @@ static void conn_fail(struct engine *e, struct conn *c, enum outcome o, uint64_t
 
 /* The connection died before one byte of the request was written: the
  * server cannot have seen it, so it may be sent again on a new connection. */
-static void conn_retry(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
+static void
+conn_retry(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
 {
 	if (c->attempts + 1 >= MAX_ATTEMPTS || e->ring_len == e->ring_cap) {
 		conn_fail(e, c, o, now);
 		return;
 	}
 	e->ring_head = (e->ring_head + e->ring_cap - 1) % e->ring_cap;
-	e->ring[e->ring_head] = (struct pending){ .seq = c->seq, .attempts = (uint8_t)(c->attempts + 1) };
+	e->ring[e->ring_head] = (struct pending){ .seq = c->seq,
+		.attempts = (uint8_t)(c->attempts + 1) };
 	e->ring_len++;
 	if (c->req_off == 0)
 		e->stats->resent++;
@@ -179,15 +200,18 @@ static void conn_retry(struct engine *e, struct conn *c, enum outcome o, uint64_
 /* The connection broke before one byte of answer: resend when nothing went
  * out, or (--retry-reused) when it was a reused keep-alive connection, the
  * one case HTTP clients resend automatically (RFC 9112, 9.3.1). */
-static void conn_broke(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
+static void
+conn_broke(struct engine *e, struct conn *c, enum outcome o, uint64_t now)
 {
-	if (c->resp.bytes_seen == 0 && (c->req_off == 0 || (c->reused && e->cfg->retry_reused)))
+	if (c->resp.bytes_seen == 0 &&
+	    (c->req_off == 0 || (c->reused && e->cfg->retry_reused)))
 		conn_retry(e, c, o, now);
 	else
 		conn_fail(e, c, o, now);
 }
 
-static enum outcome connect_outcome(const struct engine *e, int err)
+static enum outcome
+connect_outcome(const struct engine *e, int err)
 {
 	if (err == ECONNREFUSED || err == ENOENT)
 		return OUTCOME_REFUSED;
@@ -196,12 +220,15 @@ static enum outcome connect_outcome(const struct engine *e, int err)
 	return OUTCOME_CONNECT_ERROR;
 }
 
-static void complete_response(struct engine *e, struct conn *c, bool must_close, uint64_t now)
+static void
+complete_response(
+    struct engine *e, struct conn *c, bool must_close, uint64_t now)
 {
 	if (e->cfg->on_response)
 		e->cfg->on_response(e->cfg->ctx, c->seq, &c->resp);
 	finish(e, c->seq, OUTCOME_HTTP, c->resp.status, c->attempts, now);
-	if (must_close || !e->cfg->keepalive || !c->resp.keep_alive || c->req_off < c->req_len) {
+	if (must_close || !e->cfg->keepalive || !c->resp.keep_alive ||
+	    c->req_off < c->req_len) {
 		conn_close(e, c);
 		return;
 	}
@@ -212,15 +239,18 @@ static void complete_response(struct engine *e, struct conn *c, bool must_close,
 		conn_close(e, c);
 }
 
-static void conn_write(struct engine *e, struct conn *c, uint64_t now)
+static void
+conn_write(struct engine *e, struct conn *c, uint64_t now)
 {
 	while (c->req_off < c->req_len) {
-		ssize_t n = send(c->fd, c->req + c->req_off, c->req_len - c->req_off, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, c->req + c->req_off,
+		    c->req_len - c->req_off, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				if (set_events(e, c, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0)
+				if (set_events(e, c,
+					EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0)
 					conn_fail(e, c, OUTCOME_RESET, now);
 				return;
 			}
@@ -234,7 +264,8 @@ static void conn_write(struct engine *e, struct conn *c, uint64_t now)
 		conn_fail(e, c, OUTCOME_RESET, now);
 }
 
-static void conn_read(struct engine *e, struct conn *c, uint64_t now)
+static void
+conn_read(struct engine *e, struct conn *c, uint64_t now)
 {
 	char buf[16384];
 
@@ -251,11 +282,14 @@ static void conn_read(struct engine *e, struct conn *c, uint64_t now)
 			return;
 		}
 		if (n < 0 || n == 0) {
-			if (n == 0 && http_response_eof(&c->resp) == HTTP_PARSE_COMPLETE) {
+			if (n == 0 &&
+			    http_response_eof(&c->resp) ==
+				HTTP_PARSE_COMPLETE) {
 				complete_response(e, c, true, now);
 				return;
 			}
-			conn_broke(e, c, n == 0 ? OUTCOME_EOF : OUTCOME_RESET, now);
+			conn_broke(
+			    e, c, n == 0 ? OUTCOME_EOF : OUTCOME_RESET, now);
 			return;
 		}
 		size_t used = 0;
@@ -272,7 +306,8 @@ static void conn_read(struct engine *e, struct conn *c, uint64_t now)
 	}
 }
 
-static void conn_connected(struct engine *e, struct conn *c, uint64_t now)
+static void
+conn_connected(struct engine *e, struct conn *c, uint64_t now)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
@@ -286,7 +321,8 @@ static void conn_connected(struct engine *e, struct conn *c, uint64_t now)
 	conn_write(e, c, now);
 }
 
-static void conn_event(struct engine *e, struct conn *c, uint32_t events, uint64_t now)
+static void
+conn_event(struct engine *e, struct conn *c, uint32_t events, uint64_t now)
 {
 	if (c->state == CONN_FREE)
 		return;
@@ -301,16 +337,20 @@ static void conn_event(struct engine *e, struct conn *c, uint32_t events, uint64
 		conn_write(e, c, now);
 }
 
-static int begin_request(struct engine *e, struct conn *c, const struct pending *p, bool fresh, uint64_t now)
+static int
+begin_request(struct engine *e, struct conn *c, const struct pending *p,
+    bool fresh, uint64_t now)
 {
 	struct request_record *r = &e->cfg->records[p->seq];
 	uint64_t t0 = e->cfg->interval_ns ? sched_ns(e, p->seq) : now;
 	uint64_t queued_us = now > t0 ? (now - t0) / 1000 : 0;
-	int len = e->cfg->build(e->cfg->ctx, p->seq, e->cfg->keepalive, c->req, sizeof(c->req));
+	int len = e->cfg->build(
+	    e->cfg->ctx, p->seq, e->cfg->keepalive, c->req, sizeof(c->req));
 	if (len < 0)
 		return len;
 	/* where the time went: waiting for a connection vs. on the wire */
-	r->queued_us = queued_us > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_us;
+	r->queued_us =
+	    queued_us > UINT32_MAX ? UINT32_MAX : (uint32_t)queued_us;
 	r->fresh = fresh;
 	c->reused = !fresh;
 	c->seq = p->seq;
@@ -319,13 +359,16 @@ static int begin_request(struct engine *e, struct conn *c, const struct pending 
 	c->req_off = 0;
 	/* open loop: the deadline runs from the scheduled time; closed loop
 	 * (interval 0, e.g. read-back) from the moment it is handed out */
-	c->deadline_ns = (e->cfg->interval_ns ? sched_ns(e, p->seq) : now) + e->cfg->timeout_ns;
+	c->deadline_ns = (e->cfg->interval_ns ? sched_ns(e, p->seq) : now) +
+	    e->cfg->timeout_ns;
 	http_response_init(&c->resp, c->body, sizeof(c->body));
 	return 0;
 }
 
 /* Returns false when this request got its outcome (connect failed). */
-static void open_conn(struct engine *e, struct conn *c, const struct pending *p, uint64_t now)
+static void
+open_conn(
+    struct engine *e, struct conn *c, const struct pending *p, uint64_t now)
 {
 	bool in_progress = false;
 	int fd = target_connect(e->cfg->target, &in_progress);
@@ -337,7 +380,8 @@ static void open_conn(struct engine *e, struct conn *c, const struct pending *p,
 	}
 	c->fd = fd;
 	c->events = EPOLLIN | EPOLLRDHUP | (in_progress ? EPOLLOUT : 0);
-	struct epoll_event ev = { .events = c->events, .data.u64 = (uint64_t)(c - e->conns) };
+	struct epoll_event ev = { .events = c->events,
+		.data.u64 = (uint64_t)(c - e->conns) };
 	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		perror("zdd-load: epoll_ctl");
 		close(fd);
@@ -359,7 +403,8 @@ static void open_conn(struct engine *e, struct conn *c, const struct pending *p,
 }
 
 /* A pooled connection is usable if the server has not closed it meanwhile. */
-static bool idle_alive(struct conn *c)
+static bool
+idle_alive(struct conn *c)
 {
 	char b;
 	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -367,7 +412,8 @@ static bool idle_alive(struct conn *c)
 }
 
 /* Takes a live idle connection off the idle list, or NULL. */
-static struct conn *take_idle(struct engine *e)
+static struct conn *
+take_idle(struct engine *e)
 {
 	while (e->idle_head) {
 		struct conn *c = e->idle_head;
@@ -381,7 +427,8 @@ static struct conn *take_idle(struct engine *e)
 	return NULL;
 }
 
-static struct conn *take_free(struct engine *e)
+static struct conn *
+take_free(struct engine *e)
 {
 	struct conn *c = e->free_head;
 	if (c)
@@ -389,7 +436,8 @@ static struct conn *take_free(struct engine *e)
 	return c;
 }
 
-static void dispatch(struct engine *e, uint64_t now)
+static void
+dispatch(struct engine *e, uint64_t now)
 {
 	while (e->ring_len) {
 		struct pending *head = &e->ring[e->ring_head];
@@ -420,7 +468,8 @@ static void dispatch(struct engine *e, uint64_t now)
 	}
 }
 
-static void schedule_due(struct engine *e, uint64_t now)
+static void
+schedule_due(struct engine *e, uint64_t now)
 {
 	if (e->cfg->stop && *e->cfg->stop)
 		e->limit = e->next_seq;
@@ -433,15 +482,18 @@ static void schedule_due(struct engine *e, uint64_t now)
 		if (e->ring_len >= e->cfg->max_pending) {
 			finish(e, e->next_seq, OUTCOME_OVERLOAD, 0, 0, now);
 		} else {
-			uint64_t tail = (e->ring_head + e->ring_len) % e->ring_cap;
-			e->ring[tail] = (struct pending){ .seq = e->next_seq, .attempts = 0 };
+			uint64_t tail =
+			    (e->ring_head + e->ring_len) % e->ring_cap;
+			e->ring[tail] = (struct pending){ .seq = e->next_seq,
+				.attempts = 0 };
 			e->ring_len++;
 		}
 		e->next_seq++;
 	}
 }
 
-static void check_timeouts(struct engine *e, uint64_t now)
+static void
+check_timeouts(struct engine *e, uint64_t now)
 {
 	/* a scan of the pool every tick is enough for millisecond timeouts */
 	if (now < e->next_timeout_check)
@@ -449,7 +501,8 @@ static void check_timeouts(struct engine *e, uint64_t now)
 	e->next_timeout_check = now + TICK_MS * UINT64_C(1000000);
 	for (unsigned i = 0; i < e->cfg->connections; i++) {
 		struct conn *c = &e->conns[i];
-		if (c->state != CONN_FREE && c->state != CONN_IDLE && now >= c->deadline_ns)
+		if (c->state != CONN_FREE && c->state != CONN_IDLE &&
+		    now >= c->deadline_ns)
 			conn_fail(e, c, OUTCOME_TIMEOUT, now);
 	}
 	if (!e->cfg->interval_ns)
@@ -464,13 +517,16 @@ static void check_timeouts(struct engine *e, uint64_t now)
 	}
 }
 
-static int arm_timer(struct engine *e)
+static int
+arm_timer(struct engine *e)
 {
-	if (e->next_seq >= e->limit || (e->timer_armed && e->timer_seq == e->next_seq))
+	if (e->next_seq >= e->limit ||
+	    (e->timer_armed && e->timer_seq == e->next_seq))
 		return 0;
 	uint64_t t = sched_ns(e, e->next_seq);
-	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(t / 1000000000u),
-						.tv_nsec = (long)(t % 1000000000u) } };
+	struct itimerspec its = { .it_value = {
+				      .tv_sec = (time_t)(t / 1000000000u),
+				      .tv_nsec = (long)(t % 1000000000u) } };
 	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
 		its.it_value.tv_nsec = 1; /* zero would disarm */
 	if (timerfd_settime(e->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
@@ -480,7 +536,8 @@ static int arm_timer(struct engine *e)
 	return 0;
 }
 
-static int engine_loop(struct engine *e)
+static int
+engine_loop(struct engine *e)
 {
 	struct epoll_event evs[256];
 	for (;;) {
@@ -492,11 +549,13 @@ static int engine_loop(struct engine *e)
 			return 0;
 		int rc = arm_timer(e);
 		if (rc < 0) {
-			fprintf(stderr, "zdd-load: cannot arm timer: %s\n", strerror(-rc));
+			fprintf(stderr, "zdd-load: cannot arm timer: %s\n",
+			    strerror(-rc));
 			return rc;
 		}
 		int wait_ms = (e->busy || e->ring_len) ? TICK_MS : 100;
-		int n = epoll_wait(e->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		int n = epoll_wait(
+		    e->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -507,17 +566,21 @@ static int engine_loop(struct engine *e)
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == TIMER_TAG) {
 				uint64_t expirations;
-				if (read(e->tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+				if (read(e->tfd, &expirations,
+					sizeof(expirations)) < 0 &&
+				    errno != EAGAIN)
 					return -errno;
 				e->timer_armed = false;
 				continue;
 			}
-			conn_event(e, &e->conns[evs[i].data.u64], evs[i].events, now);
+			conn_event(
+			    e, &e->conns[evs[i].data.u64], evs[i].events, now);
 		}
 	}
 }
 
-int engine_run(const struct engine_config *cfg, struct engine_stats *stats)
+int
+engine_run(const struct engine_config *cfg, struct engine_stats *stats)
 {
 	struct engine e = { .cfg = cfg, .stats = stats, .epfd = -1, .tfd = -1 };
 	struct timespec rt;
@@ -531,7 +594,8 @@ int engine_run(const struct engine_config *cfg, struct engine_stats *stats)
 	e.ring = calloc(e.ring_cap, sizeof(*e.ring));
 	if (!e.conns || !e.ring) {
 		rc = -ENOMEM;
-		fprintf(stderr, "zdd-load: cannot allocate %u connections\n", cfg->connections);
+		fprintf(stderr, "zdd-load: cannot allocate %u connections\n",
+		    cfg->connections);
 		goto out;
 	}
 	for (unsigned i = cfg->connections; i-- > 0;) {

@@ -20,8 +20,8 @@ enum outcome {
 	OUTCOME_RESET,          /* ECONNRESET/EPIPE once bytes were sent */
 	OUTCOME_EOF,            /* closed before the response was complete */
 	OUTCOME_TIMEOUT,
-	OUTCOME_MALFORMED,      /* the response did not parse */
-	OUTCOME_OVERLOAD,       /* client side: more than max_pending waiting */
+	OUTCOME_MALFORMED, /* the response did not parse */
+	OUTCOME_OVERLOAD,  /* client side: more than max_pending waiting */
 	OUTCOME_COUNT
 };
 
@@ -31,27 +31,34 @@ struct request_record {
 	uint32_t latency_us; /* from the scheduled send time to the outcome */
 	uint16_t status;     /* HTTP status for OUTCOME_HTTP */
 	uint8_t outcome;
-	uint8_t attempts;    /* sends that never wrote a byte and were redone */
-	uint32_t queued_us;  /* from the scheduled time to handing it to a connection */
-	uint8_t fresh;       /* 1: went out on a connection opened for it */
+	uint8_t attempts; /* sends that never wrote a byte and were redone */
+	uint32_t
+	    queued_us; /* from the scheduled time to handing it to a connection */
+	uint8_t fresh; /* 1: went out on a connection opened for it */
 };
 
 #define ENGINE_REQUEST_MAX 1024 /* one request, head and body */
-#define ENGINE_BODY_KEEP 4096   /* bytes of each response body kept for the callback */
+#define ENGINE_BODY_KEEP \
+	4096 /* bytes of each response body kept for the callback */
 
 struct engine_config {
 	const struct target *target;
-	uint64_t count;         /* requests in the run */
-	uint64_t interval_ns;   /* between scheduled sends; 0 = closed loop, all due at once */
-	unsigned connections;   /* pool size (or concurrent connections without keep-alive) */
-	uint64_t max_pending;   /* requests waiting for a connection before overload */
+	uint64_t count; /* requests in the run */
+	uint64_t
+	    interval_ns; /* between scheduled sends; 0 = closed loop, all due at once */
+	unsigned
+	    connections; /* pool size (or concurrent connections without keep-alive) */
+	uint64_t
+	    max_pending; /* requests waiting for a connection before overload */
 	bool keepalive;
-	bool retry_reused;      /* resend once what a reused connection dropped unanswered */
+	bool retry_reused; /* resend once what a reused connection dropped unanswered */
 	uint64_t timeout_ns;
 	/* writes request `seq` into buf; returns its length or a negative errno */
-	int (*build)(void *ctx, uint64_t seq, bool keepalive, char *buf, size_t cap);
+	int (*build)(
+	    void *ctx, uint64_t seq, bool keepalive, char *buf, size_t cap);
 	/* a complete response to request `seq` */
-	void (*on_response)(void *ctx, uint64_t seq, const struct http_response *resp);
+	void (*on_response)(
+	    void *ctx, uint64_t seq, const struct http_response *resp);
 	void *ctx;
 	struct request_record *records; /* `count` zeroed entries */
 	volatile sig_atomic_t *stop;    /* set (by a signal): stop scheduling */
@@ -60,10 +67,13 @@ struct engine_config {
 struct engine_stats {
 	uint64_t scheduled;
 	uint64_t connects;
-	uint64_t idle_closed;   /* pooled connections the server closed while idle */
-	uint64_t resent;        /* requests resent because not one byte had gone out */
-	uint64_t resent_reused; /* resent: sent on a reused connection closed before any answer */
-	uint64_t max_lag_ns;    /* worst delay between a scheduled time and the loop seeing it */
+	uint64_t
+	    idle_closed; /* pooled connections the server closed while idle */
+	uint64_t resent; /* requests resent because not one byte had gone out */
+	uint64_t
+	    resent_reused; /* resent: sent on a reused connection closed before any answer */
+	uint64_t
+	    max_lag_ns; /* worst delay between a scheduled time and the loop seeing it */
 	uint64_t start_mono_ns;
 	int64_t start_epoch_ns;
 	uint64_t end_mono_ns;

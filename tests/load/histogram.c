@@ -4,12 +4,14 @@
 #include <math.h>
 #include <string.h>
 
-void histogram_reset(struct histogram *h)
+void
+histogram_reset(struct histogram *h)
 {
 	memset(h, 0, sizeof(*h));
 }
 
-unsigned histogram_index(uint64_t value)
+unsigned
+histogram_index(uint64_t value)
 {
 	if (value < HIST_LINEAR)
 		return (unsigned)value;
@@ -21,7 +23,8 @@ unsigned histogram_index(uint64_t value)
 	return HIST_LINEAR + (exp - HIST_LINEAR_BITS) * HIST_HALF + sub;
 }
 
-uint64_t histogram_bucket_upper(unsigned index)
+uint64_t
+histogram_bucket_upper(unsigned index)
 {
 	if (index < HIST_LINEAR)
 		return index;
@@ -32,7 +35,8 @@ uint64_t histogram_bucket_upper(unsigned index)
 	return lower + (UINT64_C(1) << shift) - 1;
 }
 
-void histogram_add(struct histogram *h, uint64_t value)
+void
+histogram_add(struct histogram *h, uint64_t value)
 {
 	h->counts[histogram_index(value)]++;
 	h->total++;
@@ -40,7 +44,8 @@ void histogram_add(struct histogram *h, uint64_t value)
 		h->max = value;
 }
 
-uint64_t histogram_percentile(const struct histogram *h, double percent)
+uint64_t
+histogram_percentile(const struct histogram *h, double percent)
 {
 	if (h->total == 0)
 		return 0;

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-void http_response_init(struct http_response *r, char *body, size_t body_cap)
+void
+http_response_init(struct http_response *r, char *body, size_t body_cap)
 {
 	memset(r, 0, sizeof(*r));
 	r->state = HTTP_STATUS_LINE;
@@ -18,7 +19,8 @@ void http_response_init(struct http_response *r, char *body, size_t body_cap)
 		body[0] = '\0';
 }
 
-static void keep_body(struct http_response *r, const char *data, size_t len)
+static void
+keep_body(struct http_response *r, const char *data, size_t len)
 {
 	r->body_total += len;
 	if (!r->body || r->body_cap == 0)
@@ -30,7 +32,8 @@ static void keep_body(struct http_response *r, const char *data, size_t len)
 	r->body[r->body_len] = '\0';
 }
 
-static bool token_in_list(const char *list, const char *token)
+static bool
+token_in_list(const char *list, const char *token)
 {
 	size_t tlen = strlen(token);
 	const char *p = list;
@@ -43,16 +46,19 @@ static bool token_in_list(const char *list, const char *token)
 		const char *end = p;
 		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
-		if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
+		if ((size_t)(end - start) == tlen &&
+		    strncasecmp(start, token, tlen) == 0)
 			return true;
 	}
 	return false;
 }
 
-static int parse_status_line(struct http_response *r, const char *line)
+static int
+parse_status_line(struct http_response *r, const char *line)
 {
 	/* "HTTP/1.x SSS[ reason]" */
-	if (strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+	if (strncmp(line, "HTTP/1.", 7) != 0 ||
+	    (line[7] != '0' && line[7] != '1') || line[8] != ' ')
 		return -EBADMSG;
 	const char *s = line + 9;
 	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
@@ -66,7 +72,8 @@ static int parse_status_line(struct http_response *r, const char *line)
 	return 0;
 }
 
-static int parse_length(const char *value, uint64_t *out)
+static int
+parse_length(const char *value, uint64_t *out)
 {
 	uint64_t v = 0;
 	if (!isdigit((unsigned char)*value))
@@ -84,7 +91,8 @@ static int parse_length(const char *value, uint64_t *out)
 	return 0;
 }
 
-static int parse_header_line(struct http_response *r, char *line)
+static int
+parse_header_line(struct http_response *r, char *line)
 {
 	if (++r->header_count > HTTP_HEADERS_MAX)
 		return -EMSGSIZE;
@@ -93,7 +101,9 @@ static int parse_header_line(struct http_response *r, char *line)
 		return -EBADMSG;
 	*colon = '\0';
 	for (char *p = line; *p; p++)
-		if (*p == ' ' || *p == '\t') /* no whitespace before the colon (RFC 9112 5.1) */
+		if (*p == ' ' ||
+		    *p ==
+			'\t') /* no whitespace before the colon (RFC 9112 5.1) */
 			return -EBADMSG;
 	char *value = colon + 1;
 	while (*value == ' ' || *value == '\t')
@@ -126,7 +136,8 @@ static int parse_header_line(struct http_response *r, char *line)
 }
 
 /* Headers are over: decide how the body is framed. */
-static int end_of_headers(struct http_response *r)
+static int
+end_of_headers(struct http_response *r)
 {
 	if (r->status < 200 && r->status != 101) {
 		/* interim response (100 Continue): the real one follows */
@@ -156,21 +167,25 @@ static int end_of_headers(struct http_response *r)
 	if (r->have_length) {
 		r->remaining = r->content_length;
 		r->state = r->remaining ? HTTP_BODY_LENGTH : HTTP_DONE;
-		return r->remaining ? HTTP_PARSE_INCOMPLETE : HTTP_PARSE_COMPLETE;
+		return r->remaining ? HTTP_PARSE_INCOMPLETE
+				    : HTTP_PARSE_COMPLETE;
 	}
 	r->keep_alive = false; /* body ends when the server closes */
 	r->state = HTTP_BODY_EOF;
 	return HTTP_PARSE_INCOMPLETE;
 }
 
-static int parse_chunk_size(struct http_response *r, const char *line)
+static int
+parse_chunk_size(struct http_response *r, const char *line)
 {
 	uint64_t v = 0;
 	const char *p = line;
 	if (!isxdigit((unsigned char)*p))
 		return -EBADMSG;
 	for (; isxdigit((unsigned char)*p); p++) {
-		int d = isdigit((unsigned char)*p) ? *p - '0' : tolower((unsigned char)*p) - 'a' + 10;
+		int d = isdigit((unsigned char)*p)
+		    ? *p - '0'
+		    : tolower((unsigned char)*p) - 'a' + 10;
 		v = v * 16 + (uint64_t)d;
 		if (v > HTTP_BODY_MAX)
 			return -EMSGSIZE;
@@ -187,7 +202,8 @@ static int parse_chunk_size(struct http_response *r, const char *line)
 }
 
 /* A complete line (without CRLF) for the line-oriented states. */
-static int handle_line(struct http_response *r, char *line)
+static int
+handle_line(struct http_response *r, char *line)
 {
 	int rc;
 	switch (r->state) {
@@ -224,13 +240,17 @@ static int handle_line(struct http_response *r, char *line)
 	}
 }
 
-static bool line_state(enum http_state s)
+static bool
+line_state(enum http_state s)
 {
-	return s == HTTP_STATUS_LINE || s == HTTP_HEADER_LINE || s == HTTP_CHUNK_SIZE ||
-	       s == HTTP_CHUNK_DATA_END || s == HTTP_TRAILER_LINE;
+	return s == HTTP_STATUS_LINE || s == HTTP_HEADER_LINE ||
+	    s == HTTP_CHUNK_SIZE || s == HTTP_CHUNK_DATA_END ||
+	    s == HTTP_TRAILER_LINE;
 }
 
-int http_response_feed(struct http_response *r, const char *data, size_t len, size_t *consumed)
+int
+http_response_feed(
+    struct http_response *r, const char *data, size_t len, size_t *consumed)
 {
 	size_t i = 0;
 	int rc = HTTP_PARSE_INCOMPLETE;
@@ -256,7 +276,8 @@ int http_response_feed(struct http_response *r, const char *data, size_t len, si
 			if (r->line_len && r->line[r->line_len - 1] == '\r')
 				r->line_len--;
 			r->line[r->line_len] = '\0';
-			if (memchr(r->line, '\0', r->line_len) || memchr(r->line, '\r', r->line_len)) {
+			if (memchr(r->line, '\0', r->line_len) ||
+			    memchr(r->line, '\r', r->line_len)) {
 				rc = -EBADMSG;
 				break;
 			}
@@ -271,7 +292,8 @@ int http_response_feed(struct http_response *r, const char *data, size_t len, si
 			i = len;
 		} else { /* HTTP_BODY_LENGTH or HTTP_CHUNK_DATA */
 			size_t avail = len - i;
-			size_t n = r->remaining < avail ? (size_t)r->remaining : avail;
+			size_t n =
+			    r->remaining < avail ? (size_t)r->remaining : avail;
 			keep_body(r, data + i, n);
 			i += n;
 			r->remaining -= n;
@@ -292,7 +314,8 @@ int http_response_feed(struct http_response *r, const char *data, size_t len, si
 	return rc;
 }
 
-int http_response_eof(struct http_response *r)
+int
+http_response_eof(struct http_response *r)
 {
 	if (r->state == HTTP_DONE)
 		return HTTP_PARSE_COMPLETE;

@@ -32,43 +32,46 @@ struct options {
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
 }
 
-static void usage(FILE *out)
+static void
+usage(FILE *out)
 {
 	fprintf(out,
-		"usage: zdd-load (--unix PATH | --tcp HOST:PORT) --rate N --duration S [options]\n"
-		"  --host NAME             Host header (default localhost)\n"
-		"  --rate N                requests per second, constant arrival (open model)\n"
-		"  --duration S            seconds of load (<= 600; rate*duration <= 10^7)\n"
-		"  --connections N         keep-alive pool size / concurrent connections (default 64)\n"
-		"  --no-keepalive          a new connection per request\n"
-		"  --max-pending N         requests waiting for a connection before 'overload' (default 10000)\n"
-		"  --timeout MS            per request, from its scheduled time (default 5000)\n"
-		"  --post-ratio R          share of POSTs, 0..1 (default 0)\n"
-		"  --get-path P            default /api/status\n"
-		"  --post-path P           default /api/notes (read back as P/<id>)\n"
-		"  --verify                read every acknowledged write back after the run\n"
-		"  --verify-concurrency N  default 8\n"
-		"  --windows FILE          'START_EPOCH_MS END_EPOCH_MS [label]' lines, read after the run\n"
-		"  --timeline FILE.csv     per 100 ms: sent, ok, errors, p50, p99, max, throughput\n"
-		"  --json FILE             the summary as JSON\n"
-		"  --cpu-slice-us N        ask for an N us CPU slice (Linux 6.12+), so that the client's\n"
-		"                          own wake-ups wait less behind other work on the machine\n"
-		"  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
-		"  --fail-on-error         exit 1 if any request failed, any acknowledged write was lost or\n"
-		"                          unverified, a 2xx POST had no id, or --verify found nothing acknowledged\n"
-		"  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n"
-		"  --retry-reused          resend once, on a new connection, a request whose reused keep-alive\n"
-		"                          connection closed before one byte of answer (as browsers and curl\n"
-		"                          do: an nginx reload closes idle client connections); counted apart\n");
+	    "usage: zdd-load (--unix PATH | --tcp HOST:PORT) --rate N --duration S [options]\n"
+	    "  --host NAME             Host header (default localhost)\n"
+	    "  --rate N                requests per second, constant arrival (open model)\n"
+	    "  --duration S            seconds of load (<= 600; rate*duration <= 10^7)\n"
+	    "  --connections N         keep-alive pool size / concurrent connections (default 64)\n"
+	    "  --no-keepalive          a new connection per request\n"
+	    "  --max-pending N         requests waiting for a connection before 'overload' (default 10000)\n"
+	    "  --timeout MS            per request, from its scheduled time (default 5000)\n"
+	    "  --post-ratio R          share of POSTs, 0..1 (default 0)\n"
+	    "  --get-path P            default /api/status\n"
+	    "  --post-path P           default /api/notes (read back as P/<id>)\n"
+	    "  --verify                read every acknowledged write back after the run\n"
+	    "  --verify-concurrency N  default 8\n"
+	    "  --windows FILE          'START_EPOCH_MS END_EPOCH_MS [label]' lines, read after the run\n"
+	    "  --timeline FILE.csv     per 100 ms: sent, ok, errors, p50, p99, max, throughput\n"
+	    "  --json FILE             the summary as JSON\n"
+	    "  --cpu-slice-us N        ask for an N us CPU slice (Linux 6.12+), so that the client's\n"
+	    "                          own wake-ups wait less behind other work on the machine\n"
+	    "  --requests FILE.csv     every request: scheduled time, latency, queueing, new connection, outcome\n"
+	    "  --fail-on-error         exit 1 if any request failed, any acknowledged write was lost or\n"
+	    "                          unverified, a 2xx POST had no id, or --verify found nothing acknowledged\n"
+	    "  --allow-nonloopback     permit a TCP target outside 127.0.0.0/8 and ::1 (test namespaces)\n"
+	    "  --retry-reused          resend once, on a new connection, a request whose reused keep-alive\n"
+	    "                          connection closed before one byte of answer (as browsers and curl\n"
+	    "                          do: an nginx reload closes idle client connections); counted apart\n");
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out)
+static int
+parse_double(const char *s, double lo, double hi, double *out)
 {
 	char *end;
 	errno = 0;
@@ -79,7 +82,8 @@ static int parse_double(const char *s, double lo, double hi, double *out)
 	return 0;
 }
 
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+static int
+parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
 	errno = 0;
@@ -92,10 +96,34 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
+static int
+parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_UNIX = 256, O_TCP, O_HOST, O_RATE, O_DURATION, O_CONNS, O_NOKA, O_PENDING, O_TIMEOUT, O_POST,
-	       O_GET_PATH, O_POST_PATH, O_VERIFY, O_VCONC, O_WINDOWS, O_TIMELINE, O_JSON, O_REQUESTS, O_FAIL, O_NONLO, O_SLICE, O_RETRY_REUSED, O_HELP };
+	enum {
+		O_UNIX = 256,
+		O_TCP,
+		O_HOST,
+		O_RATE,
+		O_DURATION,
+		O_CONNS,
+		O_NOKA,
+		O_PENDING,
+		O_TIMEOUT,
+		O_POST,
+		O_GET_PATH,
+		O_POST_PATH,
+		O_VERIFY,
+		O_VCONC,
+		O_WINDOWS,
+		O_TIMELINE,
+		O_JSON,
+		O_REQUESTS,
+		O_FAIL,
+		O_NONLO,
+		O_SLICE,
+		O_RETRY_REUSED,
+		O_HELP
+	};
 	static const struct option longopts[] = {
 		{ "unix", required_argument, NULL, O_UNIX },
 		{ "tcp", required_argument, NULL, O_TCP },
@@ -125,78 +153,143 @@ static int parse_options(int argc, char **argv, struct options *o)
 	uint64_t u = 0;
 	int c, rc = 0;
 
-	*o = (struct options){ .host = "localhost", .get_path = "/api/status", .post_path = "/api/notes",
-			       .connections = 64, .verify_concurrency = 8, .max_pending = 10000,
-			       .timeout_ms = 5000, .keepalive = true };
+	*o = (struct options){ .host = "localhost",
+		.get_path = "/api/status",
+		.post_path = "/api/notes",
+		.connections = 64,
+		.verify_concurrency = 8,
+		.max_pending = 10000,
+		.timeout_ms = 5000,
+		.keepalive = true };
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_UNIX: o->unix_path = optarg; break;
-		case O_TCP: o->tcp = optarg; break;
-		case O_HOST: o->host = optarg; break;
-		case O_RATE: rc = parse_double(optarg, 0.001, 1e6, &o->rate); break;
-		case O_DURATION: rc = parse_double(optarg, 0.001, MAX_DURATION_S, &o->duration_s); break;
+		case O_UNIX:
+			o->unix_path = optarg;
+			break;
+		case O_TCP:
+			o->tcp = optarg;
+			break;
+		case O_HOST:
+			o->host = optarg;
+			break;
+		case O_RATE:
+			rc = parse_double(optarg, 0.001, 1e6, &o->rate);
+			break;
+		case O_DURATION:
+			rc = parse_double(
+			    optarg, 0.001, MAX_DURATION_S, &o->duration_s);
+			break;
 		case O_CONNS:
 			rc = parse_u64(optarg, 1, MAX_CONNECTIONS, &u);
 			o->connections = (unsigned)u;
 			break;
-		case O_NOKA: o->keepalive = false; break;
-		case O_PENDING: rc = parse_u64(optarg, 1, MAX_REQUESTS, &o->max_pending); break;
-		case O_TIMEOUT: rc = parse_u64(optarg, 1, 600000, &o->timeout_ms); break;
-		case O_POST: rc = parse_double(optarg, 0, 1, &o->post_ratio); break;
-		case O_GET_PATH: o->get_path = optarg; break;
-		case O_POST_PATH: o->post_path = optarg; break;
-		case O_VERIFY: o->verify = true; break;
+		case O_NOKA:
+			o->keepalive = false;
+			break;
+		case O_PENDING:
+			rc =
+			    parse_u64(optarg, 1, MAX_REQUESTS, &o->max_pending);
+			break;
+		case O_TIMEOUT:
+			rc = parse_u64(optarg, 1, 600000, &o->timeout_ms);
+			break;
+		case O_POST:
+			rc = parse_double(optarg, 0, 1, &o->post_ratio);
+			break;
+		case O_GET_PATH:
+			o->get_path = optarg;
+			break;
+		case O_POST_PATH:
+			o->post_path = optarg;
+			break;
+		case O_VERIFY:
+			o->verify = true;
+			break;
 		case O_VCONC:
 			rc = parse_u64(optarg, 1, MAX_CONNECTIONS, &u);
 			o->verify_concurrency = (unsigned)u;
 			break;
-		case O_WINDOWS: o->windows = optarg; break;
-		case O_TIMELINE: o->timeline = optarg; break;
-		case O_REQUESTS: o->requests = optarg; break;
-		case O_JSON: o->json = optarg; break;
-		case O_FAIL: o->fail_on_error = true; break;
-		case O_NONLO: o->allow_nonloopback = true; break;
-		case O_SLICE: rc = parse_u64(optarg, SLICE_US_MIN, SLICE_US_MAX, &o->cpu_slice_us); break;
-		case O_RETRY_REUSED: o->retry_reused = true; break;
-		case O_HELP: usage(stdout); exit(0);
-		default: usage(stderr); return -EINVAL;
+		case O_WINDOWS:
+			o->windows = optarg;
+			break;
+		case O_TIMELINE:
+			o->timeline = optarg;
+			break;
+		case O_REQUESTS:
+			o->requests = optarg;
+			break;
+		case O_JSON:
+			o->json = optarg;
+			break;
+		case O_FAIL:
+			o->fail_on_error = true;
+			break;
+		case O_NONLO:
+			o->allow_nonloopback = true;
+			break;
+		case O_SLICE:
+			rc = parse_u64(optarg, SLICE_US_MIN, SLICE_US_MAX,
+			    &o->cpu_slice_us);
+			break;
+		case O_RETRY_REUSED:
+			o->retry_reused = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "zdd-load: bad value for --%s: %s\n", longopts[c - O_UNIX].name, optarg);
+			fprintf(stderr, "zdd-load: bad value for --%s: %s\n",
+			    longopts[c - O_UNIX].name, optarg);
 			return rc;
 		}
 	}
-	if (optind != argc || !o->rate || !o->duration_s || !o->unix_path == !o->tcp) {
-		fprintf(stderr, "zdd-load: need exactly one of --unix/--tcp, and --rate and --duration\n");
+	if (optind != argc || !o->rate || !o->duration_s ||
+	    !o->unix_path == !o->tcp) {
+		fprintf(stderr,
+		    "zdd-load: need exactly one of --unix/--tcp, and --rate and --duration\n");
 		usage(stderr);
 		return -EINVAL;
 	}
-	if (o->rate * o->duration_s > (double)MAX_REQUESTS || llround(o->rate * o->duration_s) < 1) {
-		fprintf(stderr, "zdd-load: rate x duration must be between 1 and %llu requests\n", MAX_REQUESTS);
+	if (o->rate * o->duration_s > (double)MAX_REQUESTS ||
+	    llround(o->rate * o->duration_s) < 1) {
+		fprintf(stderr,
+		    "zdd-load: rate x duration must be between 1 and %llu requests\n",
+		    MAX_REQUESTS);
 		return -EINVAL;
 	}
-	if (!valid_path(o->get_path) || !valid_path(o->post_path) || !valid_host(o->host)) {
-		fprintf(stderr, "zdd-load: paths must start with '/', hosts be plain; both short and printable\n");
+	if (!valid_path(o->get_path) || !valid_path(o->post_path) ||
+	    !valid_host(o->host)) {
+		fprintf(stderr,
+		    "zdd-load: paths must start with '/', hosts be plain; both short and printable\n");
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static void install_signals(void)
+static void
+install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: wake epoll_wait */
+	struct sigaction sa = {
+		.sa_handler = on_signal
+	}; /* no SA_RESTART: wake epoll_wait */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-static double cpu_seconds(const struct timeval *tv)
+static double
+cpu_seconds(const struct timeval *tv)
 {
 	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
-static int run_verify(const struct options *o, const struct target *t, struct mix *m, struct verify *v,
-		      uint64_t *unanswered)
+static int
+run_verify(const struct options *o, const struct target *t, struct mix *m,
+    struct verify *v, uint64_t *unanswered)
 {
 	struct engine_stats st;
 	struct request_record *rec;
@@ -212,14 +305,23 @@ static int run_verify(const struct options *o, const struct target *t, struct mi
 		return 0;
 	rec = calloc(n, sizeof(*rec));
 	if (!rec) {
-		fprintf(stderr, "zdd-load: cannot allocate %llu read-backs\n", (unsigned long long)n);
+		fprintf(stderr, "zdd-load: cannot allocate %llu read-backs\n",
+		    (unsigned long long)n);
 		return -ENOMEM;
 	}
 	struct engine_config cfg = {
-		.target = t, .count = n, .interval_ns = 0, .connections = o->verify_concurrency,
-		.max_pending = n, .keepalive = true, .retry_reused = o->retry_reused,
+		.target = t,
+		.count = n,
+		.interval_ns = 0,
+		.connections = o->verify_concurrency,
+		.max_pending = n,
+		.keepalive = true,
+		.retry_reused = o->retry_reused,
 		.timeout_ns = o->timeout_ms * 1000000,
-		.build = verify_build, .on_response = verify_on_response, .ctx = v, .records = rec,
+		.build = verify_build,
+		.on_response = verify_on_response,
+		.ctx = v,
+		.records = rec,
 		.stop = &stop_requested,
 	};
 	rc = engine_run(&cfg, &st);
@@ -230,7 +332,8 @@ static int run_verify(const struct options *o, const struct target *t, struct mi
 	return rc;
 }
 
-static void read_windows(const char *path, struct window **w, size_t *n)
+static void
+read_windows(const char *path, struct window **w, size_t *n)
 {
 	unsigned bad_line = 0;
 	FILE *f;
@@ -241,16 +344,20 @@ static void read_windows(const char *path, struct window **w, size_t *n)
 		return;
 	f = fopen(path, "re");
 	if (!f) {
-		fprintf(stderr, "zdd-load: no windows: cannot read %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "zdd-load: no windows: cannot read %s: %s\n",
+		    path, strerror(errno));
 		return;
 	}
 	int rc = windows_read(f, w, n, &bad_line);
 	if (rc < 0)
-		fprintf(stderr, "zdd-load: ignoring windows in %s: line %u: %s\n", path, bad_line, strerror(-rc));
+		fprintf(stderr,
+		    "zdd-load: ignoring windows in %s: line %u: %s\n", path,
+		    bad_line, strerror(-rc));
 	fclose(f);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct options o;
 	struct target t;
@@ -267,33 +374,49 @@ int main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
-	rc = o.unix_path ? target_unix(&t, o.unix_path) : target_tcp(&t, o.tcp, o.allow_nonloopback);
+	rc = o.unix_path ? target_unix(&t, o.unix_path)
+			 : target_tcp(&t, o.tcp, o.allow_nonloopback);
 	if (rc < 0)
 		return 2;
 	if (o.cpu_slice_us) {
 		rc = slice_request((unsigned)o.cpu_slice_us);
 		if (rc < 0) {
-			fprintf(stderr, "zdd-load: cannot get a %llu us CPU slice: %s\n",
-				(unsigned long long)o.cpu_slice_us,
-				rc == -EOPNOTSUPP ? "the kernel ignores slices (Linux 6.12+)" : strerror(-rc));
+			fprintf(stderr,
+			    "zdd-load: cannot get a %llu us CPU slice: %s\n",
+			    (unsigned long long)o.cpu_slice_us,
+			    rc == -EOPNOTSUPP
+				? "the kernel ignores slices (Linux 6.12+)"
+				: strerror(-rc));
 			return 2;
 		}
 	}
 	uint64_t count = (uint64_t)llround(o.rate * o.duration_s);
 	rec = calloc(count, sizeof(*rec));
 	if (!rec) {
-		fprintf(stderr, "zdd-load: cannot allocate %llu request records\n", (unsigned long long)count);
+		fprintf(stderr,
+		    "zdd-load: cannot allocate %llu request records\n",
+		    (unsigned long long)count);
 		return 2;
 	}
-	m = (struct mix){ .host = o.host, .get_path = o.get_path, .post_path = o.post_path,
-			  .post_ratio = o.post_ratio };
+	m = (struct mix){ .host = o.host,
+		.get_path = o.get_path,
+		.post_path = o.post_path,
+		.post_ratio = o.post_ratio };
 	install_signals();
 	struct engine_config cfg = {
-		.target = &t, .count = count, .interval_ns = (uint64_t)llround(1e9 / o.rate),
-		.connections = o.connections, .max_pending = o.max_pending, .keepalive = o.keepalive,
+		.target = &t,
+		.count = count,
+		.interval_ns = (uint64_t)llround(1e9 / o.rate),
+		.connections = o.connections,
+		.max_pending = o.max_pending,
+		.keepalive = o.keepalive,
 		.retry_reused = o.retry_reused,
-		.timeout_ns = o.timeout_ms * 1000000, .build = mix_build, .on_response = mix_on_response,
-		.ctx = &m, .records = rec, .stop = &stop_requested,
+		.timeout_ns = o.timeout_ms * 1000000,
+		.build = mix_build,
+		.on_response = mix_on_response,
+		.ctx = &m,
+		.records = rec,
+		.stop = &stop_requested,
 	};
 	getrusage(RUSAGE_SELF, &ru0);
 	rc = engine_run(&cfg, &st);
@@ -307,14 +430,27 @@ int main(int argc, char **argv)
 	if (o.verify && (rc = run_verify(&o, &t, &m, &v, &unanswered)) < 0)
 		goto out;
 	read_windows(o.windows, &wins, &nwins);
-	if ((rc = run_view_init(&view, rec, st.scheduled, cfg.interval_ns, st.start_epoch_ns)) < 0)
+	if ((rc = run_view_init(&view, rec, st.scheduled, cfg.interval_ns,
+		 st.start_epoch_ns)) < 0)
 		goto out;
 	struct run_result r = {
-		.target = t.name, .rate = o.rate, .duration_s = o.duration_s, .post_ratio = o.post_ratio,
-		.connections = o.connections, .keepalive = o.keepalive, .view = &view, .stats = &st, .mix = &m,
-		.verify = o.verify ? &v : NULL, .verify_unanswered = unanswered, .windows = wins, .nwindows = nwins,
-		.cpu_user_s = cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime),
-		.cpu_sys_s = cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime),
+		.target = t.name,
+		.rate = o.rate,
+		.duration_s = o.duration_s,
+		.post_ratio = o.post_ratio,
+		.connections = o.connections,
+		.keepalive = o.keepalive,
+		.view = &view,
+		.stats = &st,
+		.mix = &m,
+		.verify = o.verify ? &v : NULL,
+		.verify_unanswered = unanswered,
+		.windows = wins,
+		.nwindows = nwins,
+		.cpu_user_s =
+		    cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime),
+		.cpu_sys_s =
+		    cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime),
 	};
 	report_tally(&r);
 	if ((rc = report_text(&r, stdout)) < 0)
@@ -327,7 +463,8 @@ int main(int argc, char **argv)
 		goto out;
 	status = (o.fail_on_error && report_has_failures(&r)) ? 1 : 0;
 	if (m.alloc_error)
-		fprintf(stderr, "zdd-load: out of memory recording acknowledged writes\n");
+		fprintf(stderr,
+		    "zdd-load: out of memory recording acknowledged writes\n");
 out:
 	if (rc < 0)
 		fprintf(stderr, "zdd-load: run failed: %s\n", strerror(-rc));

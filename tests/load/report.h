@@ -22,8 +22,8 @@ struct run_result {
 	const struct run_view *view;
 	const struct engine_stats *stats;
 	const struct mix *mix;
-	const struct verify *verify;   /* NULL without --verify */
-	uint64_t verify_unanswered;    /* read-backs that got no HTTP answer */
+	const struct verify *verify; /* NULL without --verify */
+	uint64_t verify_unanswered;  /* read-backs that got no HTTP answer */
 	const struct window *windows;
 	size_t nwindows;
 	double cpu_user_s, cpu_sys_s;

@@ -42,7 +42,8 @@ int mix_build(void *ctx, uint64_t seq, bool keepalive, char *buf, size_t cap);
 void mix_on_response(void *ctx, uint64_t seq, const struct http_response *resp);
 /* engine callbacks for the read-back: request `i` reads acks[i] */
 int verify_build(void *ctx, uint64_t i, bool keepalive, char *buf, size_t cap);
-void verify_on_response(void *ctx, uint64_t i, const struct http_response *resp);
+void verify_on_response(
+    void *ctx, uint64_t i, const struct http_response *resp);
 /* Parses {"id":N} (json-c); 0 or -EBADMSG. Exposed for tests. */
 int parse_ack_id(const char *body, int64_t *id);
 /* 1 if body is a JSON object whose "text" is `want`, 0 if not. */

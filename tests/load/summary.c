@@ -8,8 +8,9 @@
 
 #include "histogram.h"
 
-int run_view_init(struct run_view *v, const struct request_record *rec, uint64_t count, uint64_t interval_ns,
-		  int64_t start_epoch_ns)
+int
+run_view_init(struct run_view *v, const struct request_record *rec,
+    uint64_t count, uint64_t interval_ns, int64_t start_epoch_ns)
 {
 	uint64_t send_ns = count * interval_ns;
 	uint64_t nb = (send_ns + BUCKET_NS - 1) / BUCKET_NS;
@@ -21,7 +22,8 @@ int run_view_init(struct run_view *v, const struct request_record *rec, uint64_t
 	v->start_epoch_ns = start_epoch_ns;
 	v->full_buckets = send_ns / BUCKET_NS;
 	for (uint64_t i = 0; i < count; i++) {
-		uint64_t done = i * interval_ns + (uint64_t)rec[i].latency_us * 1000;
+		uint64_t done =
+		    i * interval_ns + (uint64_t)rec[i].latency_us * 1000;
 		if (done / BUCKET_NS + 1 > nb)
 			nb = done / BUCKET_NS + 1;
 	}
@@ -31,28 +33,34 @@ int run_view_init(struct run_view *v, const struct request_record *rec, uint64_t
 		return -ENOMEM;
 	for (uint64_t i = 0; i < count; i++)
 		if (record_ok(&rec[i]))
-			v->done_ok[(i * interval_ns + (uint64_t)rec[i].latency_us * 1000) / BUCKET_NS]++;
+			v->done_ok[(i * interval_ns +
+				       (uint64_t)rec[i].latency_us * 1000) /
+			    BUCKET_NS]++;
 	return 0;
 }
 
-void run_view_free(struct run_view *v)
+void
+run_view_free(struct run_view *v)
 {
 	free(v->done_ok);
 	v->done_ok = NULL;
 }
 
-static int64_t sched_epoch_ns(const struct run_view *v, uint64_t i)
+static int64_t
+sched_epoch_ns(const struct run_view *v, uint64_t i)
 {
 	return v->start_epoch_ns + (int64_t)(i * v->interval_ns);
 }
 
-static bool in_window(int64_t t_ns, const struct window *w)
+static bool
+in_window(int64_t t_ns, const struct window *w)
 {
 	return t_ns >= w->start_ms * 1000000 && t_ns < w->end_ms * 1000000;
 }
 
-static bool in_range(const struct run_view *v, uint64_t i, const struct window *w, size_t nw, enum range_kind kind,
-		     size_t index)
+static bool
+in_range(const struct run_view *v, uint64_t i, const struct window *w,
+    size_t nw, enum range_kind kind, size_t index)
 {
 	int64_t t = sched_epoch_ns(v, i);
 	switch (kind) {
@@ -71,7 +79,9 @@ static bool in_range(const struct run_view *v, uint64_t i, const struct window *
 }
 
 /* Buckets [*first, *last) that stand for window w. */
-static void window_buckets(const struct run_view *v, const struct window *w, uint64_t *first, uint64_t *last)
+static void
+window_buckets(const struct run_view *v, const struct window *w,
+    uint64_t *first, uint64_t *last)
 {
 	int64_t ws = w->start_ms * 1000000 - v->start_epoch_ns;
 	int64_t we = w->end_ms * 1000000 - v->start_epoch_ns;
@@ -92,18 +102,21 @@ static void window_buckets(const struct run_view *v, const struct window *w, uin
 	*last = (uint64_t)(l > f ? l : f);
 }
 
-static void consider_bucket(const struct run_view *v, uint64_t b, struct range_summary *out)
+static void
+consider_bucket(const struct run_view *v, uint64_t b, struct range_summary *out)
 {
 	double rps = (double)v->done_ok[b] * (1e9 / (double)BUCKET_NS);
 	if (!out->have_tput || rps < out->min_tput_rps) {
 		out->have_tput = true;
 		out->min_tput_rps = rps;
-		out->min_tput_at_ms = (v->start_epoch_ns + (int64_t)(b * BUCKET_NS)) / 1000000;
+		out->min_tput_at_ms =
+		    (v->start_epoch_ns + (int64_t)(b * BUCKET_NS)) / 1000000;
 	}
 }
 
-static void lowest_throughput(const struct run_view *v, const struct window *w, size_t nw, enum range_kind kind,
-			      size_t index, struct range_summary *out)
+static void
+lowest_throughput(const struct run_view *v, const struct window *w, size_t nw,
+    enum range_kind kind, size_t index, struct range_summary *out)
 {
 	uint64_t f, l;
 	switch (kind) {
@@ -125,11 +138,13 @@ static void lowest_throughput(const struct run_view *v, const struct window *w, 
 		break;
 	case RANGE_OUTSIDE:
 		for (uint64_t b = 0; b < v->full_buckets; b++) {
-			int64_t bs = v->start_epoch_ns + (int64_t)(b * BUCKET_NS);
+			int64_t bs =
+			    v->start_epoch_ns + (int64_t)(b * BUCKET_NS);
 			int64_t be = bs + (int64_t)BUCKET_NS;
 			bool touched = false;
 			for (size_t k = 0; k < nw && !touched; k++)
-				touched = bs < w[k].end_ms * 1000000 && be > w[k].start_ms * 1000000;
+				touched = bs < w[k].end_ms * 1000000 &&
+				    be > w[k].start_ms * 1000000;
 			if (!touched)
 				consider_bucket(v, b, out);
 		}
@@ -137,8 +152,9 @@ static void lowest_throughput(const struct run_view *v, const struct window *w, 
 	}
 }
 
-int summarize(const struct run_view *v, const struct window *w, size_t nw, enum range_kind kind, size_t index,
-	      struct range_summary *out)
+int
+summarize(const struct run_view *v, const struct window *w, size_t nw,
+    enum range_kind kind, size_t index, struct range_summary *out)
 {
 	struct histogram *h = malloc(sizeof(*h));
 	if (!h)

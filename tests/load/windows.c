@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_line(char *line, struct window *w)
+static int
+parse_line(char *line, struct window *w)
 {
 	char *end;
 	errno = 0;
@@ -27,7 +28,8 @@ static int parse_line(char *line, struct window *w)
 	return 0;
 }
 
-int windows_read(FILE *f, struct window **out, size_t *count, unsigned *bad_line)
+int
+windows_read(FILE *f, struct window **out, size_t *count, unsigned *bad_line)
 {
 	struct window *list = NULL;
 	size_t len = 0, cap = 0;
@@ -44,7 +46,9 @@ int windows_read(FILE *f, struct window **out, size_t *count, unsigned *bad_line
 			rc = -EBADMSG;
 			goto fail;
 		}
-		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
+		while (l &&
+		    (line[l - 1] == '\n' || line[l - 1] == '\r' ||
+			line[l - 1] == ' '))
 			line[--l] = '\0';
 		char *s = line;
 		while (*s == ' ' || *s == '\t')
@@ -69,7 +73,8 @@ int windows_read(FILE *f, struct window **out, size_t *count, unsigned *bad_line
 		if (rc < 0)
 			goto fail;
 		if (!list[len].label[0])
-			snprintf(list[len].label, sizeof(list[len].label), "window%zu", len + 1);
+			snprintf(list[len].label, sizeof(list[len].label),
+			    "window%zu", len + 1);
 		len++;
 	}
 	*out = list;

@@ -17,6 +17,7 @@ struct window {
 /* Reads every window from f ('#' comments and blank lines allowed). On
  * success *out is malloc'ed (may be NULL when there are none). Returns 0 or
  * -EBADMSG (with the line number in *bad_line) / -E2BIG / -ENOMEM. */
-int windows_read(FILE *f, struct window **out, size_t *count, unsigned *bad_line);
+int windows_read(
+    FILE *f, struct window **out, size_t *count, unsigned *bad_line);
 
 #endif

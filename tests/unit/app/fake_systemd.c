@@ -13,7 +13,8 @@
 
 #include "clock.h"
 
-int fake_sd_bind(const char *path, int type)
+int
+fake_sd_bind(const char *path, int type)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd;
@@ -24,7 +25,8 @@ int fake_sd_bind(const char *path, int type)
 	if (fd < 0)
 		return -1;
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 512) < 0)) {
 		close(fd);
 		return -1;
 	}
@@ -32,11 +34,13 @@ int fake_sd_bind(const char *path, int type)
 }
 
 /* In the child: fds to 3, 4, …, the environment systemd would set, exec. */
-static void exec_child(const struct child *c, const int *fds, int nfds, const char *fdnames, char *const env[],
-		       char *const argv[])
+static void
+exec_child(const struct child *c, const int *fds, int nfds, const char *fdnames,
+    char *const env[], char *const argv[])
 {
 	int high[FAKE_SD_FDS_MAX];
-	int log = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int log =
+	    open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	char buf[32];
 
 	if (log < 0 || dup2(log, 2) < 0)
@@ -64,14 +68,16 @@ static void exec_child(const struct child *c, const int *fds, int nfds, const ch
 	_exit(127);
 }
 
-int fake_sd_start(struct child *c, const char *dir, const char *tag, const int *fds, int nfds, const char *fdnames,
-		char *const env[], char *const argv[])
+int
+fake_sd_start(struct child *c, const char *dir, const char *tag, const int *fds,
+    int nfds, const char *fdnames, char *const env[], char *const argv[])
 {
 	memset(c, 0, sizeof(*c));
 	c->pid = -1;
 	if (nfds < 0 || nfds > FAKE_SD_FDS_MAX)
 		return -1;
-	snprintf(c->notify_path, sizeof(c->notify_path), "%s/notify-%s.sock", dir, tag);
+	snprintf(c->notify_path, sizeof(c->notify_path), "%s/notify-%s.sock",
+	    dir, tag);
 	snprintf(c->log_path, sizeof(c->log_path), "%s/%s.log", dir, tag);
 	c->notify_fd = fake_sd_bind(c->notify_path, SOCK_DGRAM);
 	if (c->notify_fd < 0)
@@ -86,7 +92,8 @@ int fake_sd_start(struct child *c, const char *dir, const char *tag, const int *
 
 /* Reads notifications until deadline; returns how many lines equal what,
  * stopping at the first when first_only. */
-static int read_notify(struct child *c, const char *what, int64_t deadline, int first_only)
+static int
+read_notify(struct child *c, const char *what, int64_t deadline, int first_only)
 {
 	char buf[4096];
 	int seen = 0;
@@ -102,7 +109,8 @@ static int read_notify(struct child *c, const char *what, int64_t deadline, int 
 		if (n <= 0)
 			continue;
 		buf[n] = '\0';
-		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		for (char *line = strtok_r(buf, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
 			if (strcmp(line, what) == 0) {
 				seen++;
 				if (first_only)
@@ -112,29 +120,36 @@ static int read_notify(struct child *c, const char *what, int64_t deadline, int 
 	return seen;
 }
 
-int fake_sd_wait_notify(struct child *c, const char *what, int timeout_ms)
+int
+fake_sd_wait_notify(struct child *c, const char *what, int timeout_ms)
 {
-	return read_notify(c, what, monotonic_ms() + timeout_ms, 1) > 0 ? 0 : -1;
+	return read_notify(c, what, monotonic_ms() + timeout_ms, 1) > 0 ? 0
+									: -1;
 }
 
-int fake_sd_count_notify(struct child *c, const char *what, int duration_ms)
+int
+fake_sd_count_notify(struct child *c, const char *what, int duration_ms)
 {
 	return read_notify(c, what, monotonic_ms() + duration_ms, 0);
 }
 
-static int exit_code(int status)
+static int
+exit_code(int status)
 {
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int fake_sd_exited(struct child *c)
+int
+fake_sd_exited(struct child *c)
 {
-	if (!c->exited && c->pid > 0 && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+	if (!c->exited && c->pid > 0 &&
+	    waitpid(c->pid, &c->status, WNOHANG) == c->pid)
 		c->exited = 1;
 	return c->exited;
 }
 
-int fake_sd_reap(struct child *c, int timeout_ms)
+int
+fake_sd_reap(struct child *c, int timeout_ms)
 {
 	int64_t deadline = monotonic_ms() + timeout_ms;
 	int status;
@@ -161,7 +176,8 @@ int fake_sd_reap(struct child *c, int timeout_ms)
 	return -1;
 }
 
-void fake_sd_forget(struct child *c)
+void
+fake_sd_forget(struct child *c)
 {
 	if (c->notify_fd > 0)
 		close(c->notify_fd);
@@ -169,16 +185,19 @@ void fake_sd_forget(struct child *c)
 	unlink(c->notify_path);
 }
 
-void fake_sd_show_log(const struct child *c)
+void
+fake_sd_show_log(const struct child *c)
 {
 	char cmd[256];
 
-	snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/#   /'", c->log_path);
+	snprintf(
+	    cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/#   /'", c->log_path);
 	if (system(cmd) != 0)
 		printf("# (no log)\n");
 }
 
-int fake_sd_scratch(struct scratch *s, const char *name)
+int
+fake_sd_scratch(struct scratch *s, const char *name)
 {
 	int n;
 
@@ -186,12 +205,14 @@ int fake_sd_scratch(struct scratch *s, const char *name)
 	n = snprintf(s->dir, sizeof(s->dir), "/tmp/myapp-%s-XXXXXX", name);
 	if (n < 0 || (size_t)n >= sizeof(s->dir) || !mkdtemp(s->dir))
 		return -1;
-	snprintf(s->public_path, sizeof(s->public_path), "%s/public.sock", s->dir);
+	snprintf(
+	    s->public_path, sizeof(s->public_path), "%s/public.sock", s->dir);
 	s->public_fd = fake_sd_bind(s->public_path, SOCK_STREAM);
 	return 0;
 }
 
-void fake_sd_scratch_done(struct scratch *s, int keep)
+void
+fake_sd_scratch_done(struct scratch *s, int keep)
 {
 	char cmd[sizeof(s->dir) + 16];
 

@@ -10,7 +10,7 @@
 
 struct child {
 	pid_t pid;
-	int exited;		/* reaped by fake_sd_exited(), status below */
+	int exited; /* reaped by fake_sd_exited(), status below */
 	int status;
 	int notify_fd;
 	char notify_path[108];
@@ -21,7 +21,7 @@ struct child {
 struct scratch {
 	char dir[64];
 	char public_path[108];
-	int public_fd;		/* listening on public_path, or -1: the caller checks */
+	int public_fd; /* listening on public_path, or -1: the caller checks */
 };
 
 /* A UNIX socket bound at path (SOCK_STREAM: listening too); fd or -1. */
@@ -29,8 +29,9 @@ int fake_sd_bind(const char *path, int type);
 /* Forks and execs argv[0] with fds as LISTEN_FDS (fd 3, …) named fdnames,
  * NOTIFY_SOCKET in dir (named after tag), stderr to dir/tag.log and the
  * "NAME=value" strings of env; 0 or -1. */
-int fake_sd_start(struct child *c, const char *dir, const char *tag, const int *fds, int nfds, const char *fdnames,
-		char *const env[], char *const argv[]);
+int fake_sd_start(struct child *c, const char *dir, const char *tag,
+    const int *fds, int nfds, const char *fdnames, char *const env[],
+    char *const argv[]);
 /* Waits for a notification line equal to what; 0 or -1 on timeout. */
 int fake_sd_wait_notify(struct child *c, const char *what, int timeout_ms);
 /* Counts notification lines equal to what during duration_ms. */

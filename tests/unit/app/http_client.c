@@ -12,7 +12,8 @@
 
 #define READ_TIMEOUT_MS 20000
 
-int http_connect_unix(const char *path)
+int
+http_connect_unix(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd;
@@ -31,7 +32,8 @@ int http_connect_unix(const char *path)
 	return fd;
 }
 
-int http_write_all(int fd, const void *buf, size_t len)
+int
+http_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -48,7 +50,8 @@ int http_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static ssize_t read_some(int fd, char *buf, size_t size)
+static ssize_t
+read_some(int fd, char *buf, size_t size)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int r = poll(&pfd, 1, READ_TIMEOUT_MS);
@@ -58,7 +61,8 @@ static ssize_t read_some(int fd, char *buf, size_t size)
 	return read(fd, buf, size);
 }
 
-static void header_value(const char *headers, const char *name, char *out, size_t size)
+static void
+header_value(const char *headers, const char *name, char *out, size_t size)
 {
 	size_t nlen = strlen(name);
 	const char *p = headers;
@@ -81,7 +85,8 @@ static void header_value(const char *headers, const char *name, char *out, size_
 	}
 }
 
-int http_read_response(int fd, struct http_result *res)
+int
+http_read_response(int fd, struct http_result *res)
 {
 	char buf[16384];
 	size_t len = 0;
@@ -106,7 +111,8 @@ int http_read_response(int fd, struct http_result *res)
 		return -1;
 	header_value(buf, "Connection", value, sizeof(value));
 	res->connection_close = strcasecmp(value, "close") == 0;
-	header_value(buf, "Content-Type", res->content_type, sizeof(res->content_type));
+	header_value(
+	    buf, "Content-Type", res->content_type, sizeof(res->content_type));
 	header_value(buf, "Allow", res->allow, sizeof(res->allow));
 	header_value(buf, "Content-Length", value, sizeof(value));
 	want = (size_t)strtoul(value, NULL, 10);
@@ -120,7 +126,8 @@ int http_read_response(int fd, struct http_result *res)
 		res->body_len = have;
 	}
 	while (res->body_len < want) {
-		ssize_t n = read_some(fd, res->body + res->body_len, want - res->body_len);
+		ssize_t n = read_some(
+		    fd, res->body + res->body_len, want - res->body_len);
 		if (n <= 0)
 			return -1;
 		res->body_len += (size_t)n;
@@ -129,8 +136,9 @@ int http_read_response(int fd, struct http_result *res)
 	return 0;
 }
 
-int http_do(const char *path, const char *method, const char *target, const char *ctype,
-	    const char *body, struct http_result *res)
+int
+http_do(const char *path, const char *method, const char *target,
+    const char *ctype, const char *body, struct http_result *res)
 {
 	char req[8192];
 	int fd, len, ret;
@@ -142,12 +150,15 @@ int http_do(const char *path, const char *method, const char *target, const char
 		return -1;
 	}
 	if (body)
-		len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-			       "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n%s",
-			       method, target, ctype ? ctype : "application/json", strlen(body), body);
+		len = snprintf(req, sizeof(req),
+		    "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+		    "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n%s",
+		    method, target, ctype ? ctype : "application/json",
+		    strlen(body), body);
 	else
-		len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-			       method, target);
+		len = snprintf(req, sizeof(req),
+		    "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+		    method, target);
 	if (len < 0 || (size_t)len >= sizeof(req)) {
 		close(fd);
 		return -1;

@@ -44,22 +44,25 @@ static int instance_seq;
 /* What the load clients saw. */
 static atomic_int load_stop;
 static atomic_int load_failures, load_requests, load_failures_tolerated;
-static atomic_int tolerate_failures;	/* during the SIGKILL */
+static atomic_int tolerate_failures; /* during the SIGKILL */
 static pthread_mutex_t acked_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t acked_ids[ACKED_MAX];
 static int acked_seq[ACKED_MAX];
 static int acked_count;
 static char last_failure[256];
 
-static int still_listening(int fd)
+static int
+still_listening(int fd)
 {
 	int val = 0;
 	socklen_t len = sizeof(val);
 
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) == 0 && val == 1;
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) == 0 &&
+	    val == 1;
 }
 
-static void record_ack(const char *body, int seq)
+static void
+record_ack(const char *body, int seq)
 {
 	struct json_object *obj = json_tokener_parse(body), *id = NULL;
 
@@ -75,18 +78,21 @@ static void record_ack(const char *body, int seq)
 	json_object_put(obj);
 }
 
-static void load_failed(const char *what, const struct http_result *res)
+static void
+load_failed(const char *what, const struct http_result *res)
 {
 	if (atomic_load(&tolerate_failures)) {
 		atomic_fetch_add(&load_failures_tolerated, 1);
 		return;
 	}
 	atomic_fetch_add(&load_failures, 1);
-	snprintf(last_failure, sizeof(last_failure), "%s: status %d, connect errno %d, body %.100s", what,
-		 res->status, res->connect_errno, res->body);
+	snprintf(last_failure, sizeof(last_failure),
+	    "%s: status %d, connect errno %d, body %.100s", what, res->status,
+	    res->connect_errno, res->body);
 }
 
-static void *load_posts(void *arg)
+static void *
+load_posts(void *arg)
 {
 	static atomic_int seq;
 
@@ -98,7 +104,8 @@ static void *load_posts(void *arg)
 
 		snprintf(body, sizeof(body), "{\"text\":\"load note %d\"}", s);
 		atomic_fetch_add(&load_requests, 1);
-		if (http_do(scratch.public_path, "POST", "/api/notes", "application/json", body, &res) < 0 ||
+		if (http_do(scratch.public_path, "POST", "/api/notes",
+			"application/json", body, &res) < 0 ||
 		    res.status != 201)
 			load_failed("POST /api/notes", &res);
 		else
@@ -108,49 +115,58 @@ static void *load_posts(void *arg)
 	return NULL;
 }
 
-static void *load_gets(void *arg)
+static void *
+load_gets(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&load_stop)) {
 		struct http_result res;
 
 		atomic_fetch_add(&load_requests, 1);
-		if (http_do(scratch.public_path, "GET", "/api/status", NULL, NULL, &res) < 0 || res.status != 200)
+		if (http_do(scratch.public_path, "GET", "/api/status", NULL,
+			NULL, &res) < 0 ||
+		    res.status != 200)
 			load_failed("GET /api/status", &res);
 		usleep(1000);
 	}
 	return NULL;
 }
 
-static int start_instance(struct instance *in)
+static int
+start_instance(struct instance *in)
 {
 	char tag[32], release[48];
 	char *env[] = { release, NULL };
-	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-timeout", "10", NULL };
+	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads",
+		"2", "--drain-timeout", "10", NULL };
 	int k = instance_seq++;
 	int fds[2];
 
 	snprintf(tag, sizeof(tag), "inst-%d", k);
 	snprintf(release, sizeof(release), "ZDD_RELEASE=%s", tag);
-	snprintf(in->probe_path, sizeof(in->probe_path), "%s/probe-%d.sock", scratch.dir, k);
+	snprintf(in->probe_path, sizeof(in->probe_path), "%s/probe-%d.sock",
+	    scratch.dir, k);
 	in->probe_fd = fake_sd_bind(in->probe_path, SOCK_STREAM);
 	if (in->probe_fd < 0)
 		return -1;
 	fds[0] = scratch.public_fd;
 	fds[1] = in->probe_fd;
-	if (fake_sd_start(&in->c, scratch.dir, tag, fds, 2, "myapp.socket:myapp-probe.socket", env, argv) < 0)
+	if (fake_sd_start(&in->c, scratch.dir, tag, fds, 2,
+		"myapp.socket:myapp-probe.socket", env, argv) < 0)
 		return -1;
 	return fake_sd_wait_notify(&in->c, "READY=1", 20000);
 }
 
 /* A failed start leaves pid -1: kill(-1, sig) would hit every process. */
-static void signal_instance(const struct instance *in, int sig)
+static void
+signal_instance(const struct instance *in, int sig)
 {
 	if (in->c.pid > 0)
 		kill(in->c.pid, sig);
 }
 
-static void forget(struct instance *in)
+static void
+forget(struct instance *in)
 {
 	close(in->probe_fd);
 	unlink(in->probe_path);
@@ -158,7 +174,8 @@ static void forget(struct instance *in)
 }
 
 /* Reads an interim "HTTP/1.1 1xx" answer byte by byte; its status or -1. */
-static int read_interim(int fd)
+static int
+read_interim(int fd)
 {
 	char buf[256];
 	size_t len = 0;
@@ -180,10 +197,12 @@ static int read_interim(int fd)
 }
 
 /* One handover; 0 when every check held. */
-static int handover(struct instance *a, struct instance *b, int verbose)
+static int
+handover(struct instance *a, struct instance *b, int verbose)
 {
-	static const char head[] = "POST /api/notes HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-				   "Content-Length: 20\r\nExpect: 100-continue\r\n\r\n";
+	static const char head[] =
+	    "POST /api/notes HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 20\r\nExpect: 100-continue\r\n\r\n";
 	static const char half[] = "{\"text\":\"";
 	static const char tail[] = "slow note\"}";
 	struct http_result res, slow_res = { .status = 0 };
@@ -196,14 +215,16 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 	}
 	/* "100 Continue" proves A is handling the request: it is in flight. */
 	slow = http_connect_unix(a->probe_path);
-	if (slow < 0 || http_write_all(slow, head, strlen(head)) < 0 || read_interim(slow) != 100 ||
+	if (slow < 0 || http_write_all(slow, head, strlen(head)) < 0 ||
+	    read_interim(slow) != 100 ||
 	    http_write_all(slow, half, strlen(half)) < 0)
 		problems |= 1;
 	signal_instance(a, SIGTERM);
 	if (fake_sd_wait_notify(&a->c, "STOPPING=1", 5000) < 0)
 		problems |= 2;
-	usleep(30 * 1000);	/* A drains while the body trickles */
-	if (http_write_all(slow, tail, strlen(tail)) < 0 || http_read_response(slow, &slow_res) < 0 || slow_res.status != 201)
+	usleep(30 * 1000); /* A drains while the body trickles */
+	if (http_write_all(slow, tail, strlen(tail)) < 0 ||
+	    http_read_response(slow, &slow_res) < 0 || slow_res.status != 201)
 		problems |= 4;
 	else if (!slow_res.connection_close)
 		problems |= 8;
@@ -215,10 +236,14 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 		problems |= 16;
 	if (!still_listening(scratch.public_fd))
 		problems |= 32;
-	if (http_do(scratch.public_path, "GET", "/healthz", NULL, NULL, &res) < 0 || res.status != 200)
+	if (http_do(scratch.public_path, "GET", "/healthz", NULL, NULL, &res) <
+		0 ||
+	    res.status != 200)
 		problems |= 64;
 	if (problems || verbose) {
-		printf("# handover problems 0x%x (slow POST status %d, A exit %d)\n", problems, slow_res.status, status);
+		printf(
+		    "# handover problems 0x%x (slow POST status %d, A exit %d)\n",
+		    problems, slow_res.status, status);
 		if (problems)
 			fake_sd_show_log(&a->c);
 	}
@@ -227,7 +252,8 @@ static int handover(struct instance *a, struct instance *b, int verbose)
 }
 
 /* Every acknowledged note, read back from the database. */
-static int verify_acked(int *checked)
+static int
+verify_acked(int *checked)
 {
 	struct notes *notes = NULL;
 	int bad = 0;
@@ -242,11 +268,15 @@ static int verify_acked(int *checked)
 		if (acked_seq[i] < 0)
 			snprintf(want, sizeof(want), "slow note");
 		else
-			snprintf(want, sizeof(want), "load note %d", acked_seq[i]);
-		if (notes_get(notes, acked_ids[i], &note) < 0 || !json_object_object_get_ex(note, "text", &text) ||
+			snprintf(
+			    want, sizeof(want), "load note %d", acked_seq[i]);
+		if (notes_get(notes, acked_ids[i], &note) < 0 ||
+		    !json_object_object_get_ex(note, "text", &text) ||
 		    strcmp(json_object_get_string(text), want) != 0) {
 			if (bad++ < 5)
-				printf("# acknowledged note %lld (%s) missing\n", (long long)acked_ids[i], want);
+				printf(
+				    "# acknowledged note %lld (%s) missing\n",
+				    (long long)acked_ids[i], want);
 		}
 		json_object_put(note);
 	}
@@ -256,7 +286,8 @@ static int verify_acked(int *checked)
 	return bad;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *env = getenv("HANDOVER_ROUNDS");
 	int rounds = env ? atoi(env) : 200;
@@ -289,10 +320,14 @@ int main(int argc, char **argv)
 			printf("# round %d failed\n", r);
 		cur = 1 - cur;
 	}
-	ok(good_rounds == rounds, "%d/%d handovers: slow request 201 + Connection: close, STOPPING=1, exit 0, "
-	   "socket listening, successor serving (%.1f s)", good_rounds, rounds, (double)(monotonic_ms() - t0) / 1000);
-	ok(atomic_load(&load_failures) == 0, "%d requests on the public socket during the handovers, %d failed%s%s",
-	   atomic_load(&load_requests), atomic_load(&load_failures), load_failures ? ": " : "", last_failure);
+	ok(good_rounds == rounds,
+	    "%d/%d handovers: slow request 201 + Connection: close, STOPPING=1, exit 0, "
+	    "socket listening, successor serving (%.1f s)",
+	    good_rounds, rounds, (double)(monotonic_ms() - t0) / 1000);
+	ok(atomic_load(&load_failures) == 0,
+	    "%d requests on the public socket during the handovers, %d failed%s%s",
+	    atomic_load(&load_requests), atomic_load(&load_failures),
+	    load_failures ? ": " : "", last_failure);
 
 	/* SIGKILL: acknowledged notes survive a crash. */
 	{
@@ -303,7 +338,8 @@ int main(int argc, char **argv)
 		usleep(200 * 1000);
 		atomic_store(&tolerate_failures, 1);
 		signal_instance(a, SIGKILL);
-		ok(fake_sd_reap(&a->c, 5000) == 128 + SIGKILL, "instance killed");
+		ok(fake_sd_reap(&a->c, 5000) == 128 + SIGKILL,
+		    "instance killed");
 		forget(a);
 		usleep(300 * 1000);
 		atomic_store(&tolerate_failures, 0);
@@ -313,17 +349,22 @@ int main(int argc, char **argv)
 	atomic_store(&load_stop, 1);
 	pthread_join(loaders[0], NULL);
 	pthread_join(loaders[1], NULL);
-	printf("# %d load requests failed while an instance was SIGKILLed (allowed, unacknowledged)\n",
-	       atomic_load(&load_failures_tolerated));
-	ok(atomic_load(&load_failures) == 0, "no failure outside the SIGKILL window (%s)", last_failure);
+	printf(
+	    "# %d load requests failed while an instance was SIGKILLed (allowed, unacknowledged)\n",
+	    atomic_load(&load_failures_tolerated));
+	ok(atomic_load(&load_failures) == 0,
+	    "no failure outside the SIGKILL window (%s)", last_failure);
 
 	signal_instance(&inst[cur], SIGTERM);
-	ok(fake_sd_reap(&inst[cur].c, 15000) == 0, "last instance exits 0 on SIGTERM");
+	ok(fake_sd_reap(&inst[cur].c, 15000) == 0,
+	    "last instance exits 0 on SIGTERM");
 	forget(&inst[cur]);
-	ok(still_listening(scratch.public_fd), "public socket still listening at the end");
+	ok(still_listening(scratch.public_fd),
+	    "public socket still listening at the end");
 
 	bad = verify_acked(&checked);
-	ok(checked > 0 && bad == 0, "%d acknowledged notes, %d missing", checked, bad);
+	ok(checked > 0 && bad == 0, "%d acknowledged notes, %d missing",
+	    checked, bad);
 
 	fake_sd_scratch_done(&scratch, tap_failed);
 	return tap_done();

@@ -24,13 +24,15 @@ struct worker {
 	int failures;
 };
 
-static void *insert_many(void *arg)
+static void *
+insert_many(void *arg)
 {
 	struct worker *w = arg;
 
 	for (int i = 0; i < PER_THREAD; i++) {
 		char text[64];
-		int len = snprintf(text, sizeof(text), "worker %d note %d", w->index, i);
+		int len = snprintf(
+		    text, sizeof(text), "worker %d note %d", w->index, i);
 
 		w->ids[i] = notes_insert_wait(w->notes, text, (size_t)len);
 		if (w->ids[i] <= 0)
@@ -39,16 +41,19 @@ static void *insert_many(void *arg)
 	return NULL;
 }
 
-static double seconds_since(const struct timespec *t0)
+static double
+seconds_since(const struct timespec *t0)
 {
 	struct timespec t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 /* Run THREADS writers on one store; 0 when every insert succeeded. */
-static int run_writers(const char *dir, struct worker *workers, double *elapsed)
+static int
+run_writers(const char *dir, struct worker *workers, double *elapsed)
 {
 	struct notes *notes = NULL;
 	pthread_t threads[THREADS];
@@ -71,7 +76,8 @@ static int run_writers(const char *dir, struct worker *workers, double *elapsed)
 	return failures;
 }
 
-static int count_rows(struct notes *notes)
+static int
+count_rows(struct notes *notes)
 {
 	int total = 0;
 
@@ -90,7 +96,8 @@ static int count_rows(struct notes *notes)
 	return total;
 }
 
-int main(void)
+int
+main(void)
 {
 	static struct worker workers[THREADS];
 	char dir[] = "/tmp/myapp-notes-XXXXXX";
@@ -107,8 +114,8 @@ int main(void)
 
 	/* One process, many concurrent writers. */
 	failures = run_writers(dir, workers, &elapsed);
-	ok(failures == 0, "%d concurrent inserts, %d failed (%.0f notes/s)", THREADS * PER_THREAD, failures,
-	   THREADS * PER_THREAD / elapsed);
+	ok(failures == 0, "%d concurrent inserts, %d failed (%.0f notes/s)",
+	    THREADS * PER_THREAD, failures, THREADS * PER_THREAD / elapsed);
 	ok(notes_open(&notes, dir) == 0, "reopen");
 	for (int i = 0; i < THREADS && notes; i++) {
 		for (int j = 0; j < PER_THREAD; j++) {
@@ -117,7 +124,8 @@ int main(void)
 
 			snprintf(want, sizeof(want), "worker %d note %d", i, j);
 			if (notes_get(notes, workers[i].ids[j], &note) < 0 ||
-			    !json_object_object_get_ex(note, "text", &text) || strcmp(json_object_get_string(text), want) != 0)
+			    !json_object_object_get_ex(note, "text", &text) ||
+			    strcmp(json_object_get_string(text), want) != 0)
 				readable = 0;
 			json_object_put(note);
 			for (int k = 0; k < j; k++)
@@ -144,11 +152,14 @@ int main(void)
 		int status = 0;
 
 		waitpid(kids[k], &status, 0);
-		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d: every insert acknowledged, none locked out", k);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "process %d: every insert acknowledged, none locked out",
+		    k);
 	}
 	ok(notes_open(&notes, dir) == 0, "reopen after the two writers");
 	total = notes ? count_rows(notes) : -1;
-	ok(total == 3 * THREADS * PER_THREAD, "%d rows = %d expected", total, 3 * THREADS * PER_THREAD);
+	ok(total == 3 * THREADS * PER_THREAD, "%d rows = %d expected", total,
+	    3 * THREADS * PER_THREAD);
 	notes_close(notes);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

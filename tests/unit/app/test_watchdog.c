@@ -25,13 +25,15 @@ static struct scratch scratch;
 
 struct pings {
 	int count;
-	int64_t longest_gap_ms;	/* also from the start and to the end */
+	int64_t longest_gap_ms; /* also from the start and to the end */
 };
 
 /* Collects WATCHDOG=1 until duration_ms passed or the child exited. */
-static void watch(struct child *c, int duration_ms, struct pings *p)
+static void
+watch(struct child *c, int duration_ms, struct pings *p)
 {
-	int64_t begin = monotonic_ms(), deadline = begin + duration_ms, last = begin;
+	int64_t begin = monotonic_ms(), deadline = begin + duration_ms,
+		last = begin;
 	char buf[4096];
 
 	memset(p, 0, sizeof(*p));
@@ -49,7 +51,8 @@ static void watch(struct child *c, int duration_ms, struct pings *p)
 		if (n <= 0)
 			continue;
 		buf[n] = '\0';
-		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		for (char *line = strtok_r(buf, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
 			if (strcmp(line, "WATCHDOG=1") != 0)
 				continue;
 			p->count++;
@@ -62,16 +65,20 @@ static void watch(struct child *c, int duration_ms, struct pings *p)
 		p->longest_gap_ms = monotonic_ms() - last;
 }
 
-static int start(struct child *c, const char *tag, char *const env[])
+static int
+start(struct child *c, const char *tag, char *const env[])
 {
-	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads", "2", "--drain-idle-ms", "1000", NULL };
+	char *argv[] = { (char *)myapp, "--state-dir", scratch.dir, "--threads",
+		"2", "--drain-idle-ms", "1000", NULL };
 
-	if (fake_sd_start(c, scratch.dir, tag, &scratch.public_fd, 1, "myapp.socket", env, argv) < 0)
+	if (fake_sd_start(c, scratch.dir, tag, &scratch.public_fd, 1,
+		"myapp.socket", env, argv) < 0)
 		return -1;
 	return fake_sd_wait_notify(c, "READY=1", 20000);
 }
 
-static void test_pings(void)
+static void
+test_pings(void)
 {
 	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 	char usec[] = "WATCHDOG_USEC=200000";
@@ -81,28 +88,34 @@ static void test_pings(void)
 	struct pings p;
 	int conn, status;
 
-	ok(start(&c, "on", env) == 0, "WATCHDOG_USEC=%d000: READY=1", WATCHDOG_MS);
+	ok(start(&c, "on", env) == 0, "WATCHDOG_USEC=%d000: READY=1",
+	    WATCHDOG_MS);
 	watch(&c, WATCH_MS, &p);
-	ok(p.count >= WATCH_MS / WATCHDOG_MS * 2 - 2 && p.longest_gap_ms < WATCHDOG_MS,
-	   "serving: %d WATCHDOG=1 in %d ms, longest gap %lld ms (< %d)", p.count, WATCH_MS,
-	   (long long)p.longest_gap_ms, WATCHDOG_MS);
+	ok(p.count >= WATCH_MS / WATCHDOG_MS * 2 - 2 &&
+		p.longest_gap_ms < WATCHDOG_MS,
+	    "serving: %d WATCHDOG=1 in %d ms, longest gap %lld ms (< %d)",
+	    p.count, WATCH_MS, (long long)p.longest_gap_ms, WATCHDOG_MS);
 
 	/* An idle keep-alive connection keeps the drain in its 1 s linger. */
 	conn = http_connect_unix(scratch.public_path);
-	ok(conn >= 0 && http_write_all(conn, req, strlen(req)) == 0 && http_read_response(conn, &res) == 0 &&
-	   res.status == 200 && !res.connection_close, "idle keep-alive connection open");
+	ok(conn >= 0 && http_write_all(conn, req, strlen(req)) == 0 &&
+		http_read_response(conn, &res) == 0 && res.status == 200 &&
+		!res.connection_close,
+	    "idle keep-alive connection open");
 	kill(c.pid, SIGTERM);
 	watch(&c, 5000, &p);
 	status = fake_sd_reap(&c, 10000);
 	ok(p.count >= 4 && p.longest_gap_ms < WATCHDOG_MS,
-	   "draining: %d WATCHDOG=1, longest gap %lld ms (< %d)", p.count, (long long)p.longest_gap_ms, WATCHDOG_MS);
+	    "draining: %d WATCHDOG=1, longest gap %lld ms (< %d)", p.count,
+	    (long long)p.longest_gap_ms, WATCHDOG_MS);
 	ok(status == 0, "exit %d after the drain", status);
 	if (conn >= 0)
 		close(conn);
 	fake_sd_forget(&c);
 }
 
-static void test_no_pings(const char *tag, char *const env[], const char *what)
+static void
+test_no_pings(const char *tag, char *const env[], const char *what)
 {
 	struct child c;
 	struct pings p;
@@ -115,7 +128,8 @@ static void test_no_pings(const char *tag, char *const env[], const char *what)
 	fake_sd_forget(&c);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	char usec[] = "WATCHDOG_USEC=200000", other_pid[] = "WATCHDOG_PID=1";
 	char *for_other[] = { usec, other_pid, NULL };

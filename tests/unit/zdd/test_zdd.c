@@ -119,32 +119,39 @@ test_config(void)
 	char path[300], out[4096];
 
 	config_defaults(&c);
-	ok(strcmp(c.app, "myapp") == 0 && strcmp(c.deploy_user, "deploy") == 0 &&
-	    strcmp(c.repo, "/var/repo/myapp.git") == 0 &&
-	    strcmp(c.app_root, "/var/www/myapp") == 0 &&
-	    strcmp(c.branch, "main") == 0 && c.keep_releases == 5 &&
-	    strcmp(c.build_command, "make") == 0 && c.build_timeout == 600 &&
-	    c.ready_timeout == 60 && strcmp(c.health_path, "/healthz") == 0 &&
-	    c.health_timeout == 10 && c.lock_timeout == 300 &&
-	    strcmp(c.probe_socket_dir, "/run") == 0, "config defaults");
+	ok(strcmp(c.app, "myapp") == 0 &&
+		strcmp(c.deploy_user, "deploy") == 0 &&
+		strcmp(c.repo, "/var/repo/myapp.git") == 0 &&
+		strcmp(c.app_root, "/var/www/myapp") == 0 &&
+		strcmp(c.branch, "main") == 0 && c.keep_releases == 5 &&
+		strcmp(c.build_command, "make") == 0 &&
+		c.build_timeout == 600 && c.ready_timeout == 60 &&
+		strcmp(c.health_path, "/healthz") == 0 &&
+		c.health_timeout == 10 && c.lock_timeout == 300 &&
+		strcmp(c.probe_socket_dir, "/run") == 0,
+	    "config defaults");
 
 	snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
 	ok(config_load(&c, path, false) == 0 && c.keep_releases == 5,
 	    "missing config file means defaults");
-	ok(config_load(&c, path, true) < 0, "missing --config file is an error");
+	ok(config_load(&c, path, true) < 0,
+	    "missing --config file is an error");
 
 	snprintf(path, sizeof(path), "%s/good.conf", tmpdir);
 	sh("printf '%%s\\n' '# comment' '' '  APP = shop ' 'BRANCH=release/v2' "
-	    "'KEEP_RELEASES=3' 'BUILD_COMMAND=\"make -j2 all\"' "
-	    "\"HEALTH_PATH='/up'\" 'LOCK_TIMEOUT=0' > %s", path);
+	   "'KEEP_RELEASES=3' 'BUILD_COMMAND=\"make -j2 all\"' "
+	   "\"HEALTH_PATH='/up'\" 'LOCK_TIMEOUT=0' > %s",
+	    path);
 	config_defaults(&c);
 	ok(config_load(&c, path, true) == 0 && strcmp(c.app, "shop") == 0 &&
-	    strcmp(c.branch, "release/v2") == 0 && c.keep_releases == 3 &&
-	    strcmp(c.build_command, "make -j2 all") == 0 &&
-	    strcmp(c.health_path, "/up") == 0 && c.lock_timeout == 0,
+		strcmp(c.branch, "release/v2") == 0 && c.keep_releases == 3 &&
+		strcmp(c.build_command, "make -j2 all") == 0 &&
+		strcmp(c.health_path, "/up") == 0 && c.lock_timeout == 0,
 	    "config file parsed (spaces, quotes, comments)");
 
-	static const struct { const char *line, *expect; } bad[] = {
+	static const struct {
+		const char *line, *expect;
+	} bad[] = {
 		{ "KEEP_RELEASES=abc", "is not a number between 1 and 1000" },
 		{ "KEEP_RELEASES=0", "is not a number" },
 		{ "KEEP_RELEASES=-3", "is not a number" },
@@ -164,8 +171,11 @@ test_config(void)
 		fprintf(f, "# x\n%s\n", bad[i].line);
 		fclose(f);
 		config_defaults(&c);
-		struct { struct zdd_config *c; const char *p; int rc; } a =
-		    { &c, path, 0 };
+		struct {
+			struct zdd_config *c;
+			const char *p;
+			int rc;
+		} a = { &c, path, 0 };
 		{
 			int saved = dup(2), fd;
 			char cap[300];
@@ -182,14 +192,16 @@ test_config(void)
 			read_text(cap, out, sizeof(out));
 		}
 		ok(a.rc == -EINVAL && strstr(out, bad[i].expect) &&
-		    strstr(out, "bad.conf:2"), "bad config '%s' -> clear error "
-		    "with file:line (%.*s)", bad[i].line,
-		    (int)strcspn(out, "\n"), out);
+			strstr(out, "bad.conf:2"),
+		    "bad config '%s' -> clear error "
+		    "with file:line (%.*s)",
+		    bad[i].line, (int)strcspn(out, "\n"), out);
 	}
 
 	config_defaults(&c);
 	ok(config_parse_line(&c, "FROBNICATE=1", "t:1") == 0 &&
-	    c.keep_releases == 5, "unknown key warned about, not fatal");
+		c.keep_releases == 5,
+	    "unknown key warned about, not fatal");
 	char longline[ZDD_LINE_MAX + 10];
 	memset(longline, 'a', sizeof(longline) - 1);
 	longline[sizeof(longline) - 1] = '\0';
@@ -200,7 +212,8 @@ test_config(void)
 	snprintf(longval, sizeof(longval), "BUILD_COMMAND=%0*d",
 	    ZDD_VALUE_MAX + 5, 0);
 	ok(config_parse_line(&c, longval, "t:1") == -EINVAL &&
-	    strcmp(c.build_command, "make") == 0, "over-long value refused");
+		strcmp(c.build_command, "make") == 0,
+	    "over-long value refused");
 }
 
 static void
@@ -220,14 +233,17 @@ test_refline(void)
 
 	snprintf(line, sizeof(line), "%s %s refs/heads/main", a, b);
 	ok(refline_parse(line, &u) == 0 && strcmp(u.old_sha, a) == 0 &&
-	    strcmp(u.new_sha, b) == 0 && strcmp(u.ref, "refs/heads/main") == 0,
+		strcmp(u.new_sha, b) == 0 &&
+		strcmp(u.ref, "refs/heads/main") == 0,
 	    "ref line parsed");
 	snprintf(line, sizeof(line), "%s %s refs/heads/main", b, zero);
 	ok(refline_parse(line, &u) == 0 && sha_is_zero(u.new_sha) &&
-	    !sha_is_zero(u.old_sha), "deletion recognised");
+		!sha_is_zero(u.old_sha),
+	    "deletion recognised");
 	snprintf(line, sizeof(line), "%s %s refs/heads/feature/x", zero, b);
 	ok(refline_parse(line, &u) == 0 && sha_is_zero(u.old_sha) &&
-	    strcmp(u.ref, "refs/heads/feature/x") == 0, "creation parsed");
+		strcmp(u.ref, "refs/heads/feature/x") == 0,
+	    "creation parsed");
 	ok(refline_parse("", &u) < 0, "empty line refused");
 	snprintf(line, sizeof(line), "%s %s", a, b);
 	ok(refline_parse(line, &u) < 0, "missing ref refused");
@@ -248,15 +264,16 @@ test_release_id(void)
 	const char *sha = "ABCDEF0123456789abcdef0123456789abcdef01";
 
 	ok(release_id_make(1795601730, sha, id, sizeof(id)) == 0 &&
-	    strcmp(id, "20261125101530-abcdef0") == 0,
+		strcmp(id, "20261125101530-abcdef0") == 0,
 	    "release id is UTC YYYYmmddHHMMSS-sha7 (%s)", id);
 	ok(release_id_valid(id), "made id is valid");
 	ok(!release_id_valid("20261125101530-abcdef") &&
-	    !release_id_valid("20261125101530-abcdefg") &&
-	    !release_id_valid("2026112510153x-abcdef0") &&
-	    !release_id_valid("20261125101530_abcdef0") &&
-	    !release_id_valid("20261125101530-abcdef0.tmp") &&
-	    !release_id_valid("../../etc/passwd"), "bad ids refused");
+		!release_id_valid("20261125101530-abcdefg") &&
+		!release_id_valid("2026112510153x-abcdef0") &&
+		!release_id_valid("20261125101530_abcdef0") &&
+		!release_id_valid("20261125101530-abcdef0.tmp") &&
+		!release_id_valid("../../etc/passwd"),
+	    "bad ids refused");
 	ok(release_id_make(0, "abc", id2, sizeof(id2)) < 0,
 	    "too-short sha refused");
 
@@ -265,21 +282,24 @@ test_release_id(void)
 	ok(release_id_pick(root, sha, id, sizeof(id), WHY) == 0, "id picked");
 	sh("mkdir %s/releases/%s", root, id);
 	ok(release_id_pick(root, sha, id2, sizeof(id2), WHY) == 0 &&
-	    strcmp(id2, id) > 0, "same second, same sha: next id is unique "
-	    "and sorts later (%s > %s)", id2, id);
+		strcmp(id2, id) > 0,
+	    "same second, same sha: next id is unique "
+	    "and sorts later (%s > %s)",
+	    id2, id);
 	sh("mkdir %s/releases/%s.tmp", root, id2);
 	char id3[ZDD_ID_MAX];
 	ok(release_id_pick(root, sha, id3, sizeof(id3), WHY) == 0 &&
-	    strcmp(id3, id2) > 0, "an unfinished .tmp also blocks its id");
+		strcmp(id3, id2) > 0,
+	    "an unfinished .tmp also blocks its id");
 }
 
 static void
 test_prune_select(void)
 {
 	char *ids[] = { "20260101000000-aaaaaaa", "20260102000000-bbbbbbb",
-	    "20260103000000-ccccccc", "20260104000000-ddddddd",
-	    "20260105000000-eeeeeee", "20260106000000-fffffff",
-	    "20260107000000-0000000" };
+		"20260103000000-ccccccc", "20260104000000-ddddddd",
+		"20260105000000-eeeeeee", "20260106000000-fffffff",
+		"20260107000000-0000000" };
 	size_t n = sizeof(ids) / sizeof(ids[0]);
 	bool rm[7];
 	int removed;
@@ -308,18 +328,21 @@ test_prune_select(void)
 				cases++;
 				/* current and previous stay, and at least
 				 * min(keep, n) releases are left */
-				if (!rm[c] && !rm[p] && left >= (keep < n ? keep : n))
+				if (!rm[c] && !rm[p] &&
+				    left >= (keep < n ? keep : n))
 					kept++;
 			}
 	ok(cases == 8 * 7 * 7 && kept == cases,
 	    "exhaustive: current/previous never selected, at least KEEP left "
-	    "(%u of %u cases)", kept, cases);
+	    "(%u of %u cases)",
+	    kept, cases);
 	memset(rm, 1, sizeof(rm));
 	prune_select(ids, 0, NULL, NULL, 5, rm);
 	removed = 0;
 	for (size_t i = 0; i < n; i++)
 		removed += rm[i];
-	ok(removed == (int)n, "an empty list selects nothing (and writes nothing)");
+	ok(removed == (int)n,
+	    "an empty list selects nothing (and writes nothing)");
 }
 
 static void
@@ -331,11 +354,12 @@ test_symlink_swap(void)
 
 	snprintf(root, sizeof(root), "%s/swap", tmpdir);
 	sh("mkdir -p %s/releases/20260101000000-aaaaaaa "
-	    "%s/releases/20260102000000-bbbbbbb", root, root);
+	   "%s/releases/20260102000000-bbbbbbb",
+	    root, root);
 	snprintf(link, sizeof(link), "%s/current", root);
-	ok(links_read(root, &l, WHY) == 0 &&
-	    l.current_rc == -ENOENT && l.current[0] == '\0' &&
-	    l.previous_rc == -ENOENT && why[0] == '\0',
+	ok(links_read(root, &l, WHY) == 0 && l.current_rc == -ENOENT &&
+		l.current[0] == '\0' && l.previous_rc == -ENOENT &&
+		why[0] == '\0',
 	    "no current, no previous yet -> -ENOENT each, no error");
 	ok(links_swap(root, "current", "20260101000000-aaaaaaa", WHY) == 0,
 	    "swap creates current");
@@ -344,19 +368,21 @@ test_symlink_swap(void)
 	ok(strcmp(target, "releases/20260101000000-aaaaaaa") == 0,
 	    "current is a relative link (%s)", target);
 	ok(links_swap(root, "current", "20260102000000-bbbbbbb", WHY) == 0 &&
-	    links_read(root, &l, WHY) == 0 &&
-	    strcmp(l.current, "20260102000000-bbbbbbb") == 0,
+		links_read(root, &l, WHY) == 0 &&
+		strcmp(l.current, "20260102000000-bbbbbbb") == 0,
 	    "swap replaces current");
 	ok(sh("ls -A %s | grep -q new", root) != 0, "no temporary link left");
 	ok(sh("test -f %s/current/../../swap/current/. || test -d %s/current",
-	    root, root) == 0, "current resolves to a directory");
+	       root, root) == 0,
+	    "current resolves to a directory");
 
 	/* A reader never sees the link missing while swaps happen. */
 	pid_t pid = fork();
 	if (pid == 0) {
 		for (int i = 0; i < 2000; i++)
-			links_swap(root, "current", i % 2 ?
-			    "20260101000000-aaaaaaa" : "20260102000000-bbbbbbb",
+			links_swap(root, "current",
+			    i % 2 ? "20260101000000-aaaaaaa"
+				  : "20260102000000-bbbbbbb",
 			    WHY);
 		_exit(0);
 	}
@@ -368,32 +394,36 @@ test_symlink_swap(void)
 		if (lstat(link, &sb) < 0)
 			missing++;
 	}
-	ok(missing == 0, "current never missing during 2000 swaps "
-	    "(%d reads)", reads);
+	ok(missing == 0,
+	    "current never missing during 2000 swaps "
+	    "(%d reads)",
+	    reads);
 	sh("ln -sfn /etc %s/previous", root);
-	ok(links_read(root, &l, WHY) == -EINVAL &&
-	    l.previous_rc == -EINVAL && l.previous[0] == '\0' &&
-	    l.current_rc == 0 && strstr(why, "/previous points to '/etc'"),
+	ok(links_read(root, &l, WHY) == -EINVAL && l.previous_rc == -EINVAL &&
+		l.previous[0] == '\0' && l.current_rc == 0 &&
+		strstr(why, "/previous points to '/etc'"),
 	    "a link outside releases/ is refused, not followed (%s)", why);
 	sh("ln -sfn /etc %s/current", root);
 	ok(links_read(root, &l, WHY) == -EINVAL &&
-	    strstr(why, "current points") && strstr(why, "; ") &&
-	    strstr(why, "previous points"), "both broken: both named");
+		strstr(why, "current points") && strstr(why, "; ") &&
+		strstr(why, "previous points"),
+	    "both broken: both named");
 }
 
 static void
 make_repo(const char *dir)
 {
 	sh("set -e; rm -rf %s; mkdir -p %s; cd %s; git init -q --bare repo.git;"
-	    "git init -q work; cd work; git checkout -q -b main;"
-	    "printf 'all:\\n\\techo built > built.txt\\n' > Makefile;"
-	    "printf '#!/bin/sh\\necho app\\n' > app.sh; chmod +x app.sh;"
-	    "ln -s app.sh start; mkdir sub; echo data > sub/file;"
-	    "echo committed-env > .env;"
-	    "git add -A; git -c user.name=t -c user.email=t@example.org "
-	    "commit -qm one; git push -q ../repo.git main;"
-	    "echo two > sub/file; git -c user.name=t -c user.email=t@example.org "
-	    "commit -qam two; git push -q ../repo.git main:main", dir, dir, dir);
+	   "git init -q work; cd work; git checkout -q -b main;"
+	   "printf 'all:\\n\\techo built > built.txt\\n' > Makefile;"
+	   "printf '#!/bin/sh\\necho app\\n' > app.sh; chmod +x app.sh;"
+	   "ln -s app.sh start; mkdir sub; echo data > sub/file;"
+	   "echo committed-env > .env;"
+	   "git add -A; git -c user.name=t -c user.email=t@example.org "
+	   "commit -qm one; git push -q ../repo.git main;"
+	   "echo two > sub/file; git -c user.name=t -c user.email=t@example.org "
+	   "commit -qam two; git push -q ../repo.git main:main",
+	    dir, dir, dir);
 }
 
 static void
@@ -412,46 +442,54 @@ test_checkout(void)
 	    dir, dir);
 
 	ok(release_resolve(&c, NULL, sha, sizeof(sha), WHY) == 0 &&
-	    sha_valid(sha),
+		sha_valid(sha),
 	    "tip of main resolved (%.12s)", sha);
 	ok(release_resolve(&c, "main~1", first, sizeof(first), WHY) == 0 &&
-	    strcmp(first, sha) != 0, "main~1 resolved");
+		strcmp(first, sha) != 0,
+	    "main~1 resolved");
 	ok(release_resolve(&c, "nosuchbranch", buf, sizeof(buf), WHY) ==
-	    -ENOENT &&
-	    strstr(why, "no commit 'nosuchbranch'"),
+		    -ENOENT &&
+		strstr(why, "no commit 'nosuchbranch'"),
 	    "unknown revision -> -ENOENT");
 	ok(release_resolve(&c, "--upload-pack=evil", buf, sizeof(buf), WHY) ==
-	    -EINVAL && strstr(why, "is not a revision"),
+		    -EINVAL &&
+		strstr(why, "is not a revision"),
 	    "option-looking revision refused");
 
 	ok(release_id_pick(c.app_root, sha, id, sizeof(id), WHY) == 0 &&
-	    release_checkout(&c, sha, id, WHY) == 0,
+		release_checkout(&c, sha, id, WHY) == 0,
 	    "checkout into releases/%s", id);
 	snprintf(path, sizeof(path), "%s/releases/%s", c.app_root, id);
 	ok(!exists("%s.tmp", path) && exists("%s/Makefile", path),
 	    "renamed from .tmp to the final id");
 	ok(sh("test -L %s/start && test \"$(readlink %s/start)\" = app.sh && "
-	    "test -x %s/start", path, path, path) == 0,
+	      "test -x %s/start",
+	       path, path, path) == 0,
 	    "symlink in the tree checked out as a symlink, executable kept");
 	snprintf(buf, sizeof(buf), "%s/sub/file", path);
 	char content[64] = "";
 	read_text(buf, content, sizeof(content));
 	ok(strcmp(content, "two\n") == 0, "exactly the requested revision");
-	ok(release_read_file(c.app_root, id, "REVISION", buf, sizeof(buf)) == 0 &&
-	    strcmp(buf, sha) == 0, "REVISION holds the full sha");
-	ok(release_read_file(c.app_root, id, "RELEASE", buf, sizeof(buf)) == 0 &&
-	    strcmp(buf, id) == 0, "RELEASE holds the id");
+	ok(release_read_file(c.app_root, id, "REVISION", buf, sizeof(buf)) ==
+		    0 &&
+		strcmp(buf, sha) == 0,
+	    "REVISION holds the full sha");
+	ok(release_read_file(c.app_root, id, "RELEASE", buf, sizeof(buf)) ==
+		    0 &&
+		strcmp(buf, id) == 0,
+	    "RELEASE holds the id");
 	ok(sh("test ! -L %s/.env && grep -qx committed-env %s/.env", path,
-	    path) == 0,
+	       path) == 0,
 	    "a committed .env is the repo's: no link to shared/ (secrets are root's)");
 	ok(!exists("%s/.git", path) && !exists("%s/index", c.repo) &&
-	    sh("ls -A %s/releases | grep -q index", c.app_root) != 0,
+		sh("ls -A %s/releases | grep -q index", c.app_root) != 0,
 	    "no .git in the release, no index left in the repo or releases");
 
 	char id2[ZDD_ID_MAX];
 	ok(release_id_pick(c.app_root, first, id2, sizeof(id2), WHY) == 0 &&
-	    release_checkout(&c, first, id2, WHY) == 0 &&
-	    sh("grep -qx data %s/releases/%s/sub/file", c.app_root, id2) == 0,
+		release_checkout(&c, first, id2, WHY) == 0 &&
+		sh("grep -qx data %s/releases/%s/sub/file", c.app_root, id2) ==
+		    0,
 	    "older revision checked out beside it");
 
 	/* a failing checkout leaves nothing behind */
@@ -459,9 +497,9 @@ test_checkout(void)
 	const char *nosha = "0123456789012345678901234567890123456789";
 	release_id_make(time(NULL) + 100, nosha, bad_id, sizeof(bad_id));
 	ok(release_checkout(&c, nosha, bad_id, WHY) < 0 &&
-	    !exists("%s/releases/%s.tmp", c.app_root, bad_id) &&
-	    !exists("%s/releases/%s", c.app_root, bad_id) &&
-	    strstr(why, "git checkout of"),
+		!exists("%s/releases/%s.tmp", c.app_root, bad_id) &&
+		!exists("%s/releases/%s", c.app_root, bad_id) &&
+		strstr(why, "git checkout of"),
 	    "failed checkout leaves no directory, says why (%s)", why);
 }
 
@@ -500,7 +538,7 @@ test_branch_race(void)
 	if (release_resolve(&c, "main~1", base, sizeof(base), WHY) < 0 ||
 	    release_resolve(&c, "main", next, sizeof(next), WHY) < 0 ||
 	    sh("git --git-dir=%s update-ref refs/heads/main %s", c.repo,
-	    base) != 0) {
+		base) != 0) {
 		ok(false, "race repository set up");
 		return;
 	}
@@ -512,13 +550,17 @@ test_branch_race(void)
 	if (pid == 0) {
 		usleep(300 * 1000);
 		_exit(sh("git --git-dir=%s update-ref refs/heads/main %s",
-		    c.repo, next) == 0 ? 0 : 1);
+			  c.repo, next) == 0
+			? 0
+			: 1);
 	}
 	t0 = clock_seconds();
-	ok(pid > 0 && branch_check_unmoved(&c, base, why, sizeof(why)) ==
-	    -ESTALE && strstr(why, "moved to") != NULL &&
-	    clock_seconds() - t0 >= 0.25, "second push from the same base "
-	    "waits for git to move the branch, then is refused (%s)", why);
+	ok(pid > 0 &&
+		branch_check_unmoved(&c, base, why, sizeof(why)) == -ESTALE &&
+		strstr(why, "moved to") != NULL && clock_seconds() - t0 >= 0.25,
+	    "second push from the same base "
+	    "waits for git to move the branch, then is refused (%s)",
+	    why);
 	if (pid > 0)
 		waitpid(pid, NULL, 0);
 	ok(branch_check_unmoved(&c, next, why, sizeof(why)) == 0,
@@ -542,11 +584,13 @@ test_build(void)
 	sh("mkdir -p %s/releases/%s", root, id);
 	snprintf(log, sizeof(log), "%s/releases/%s/build.log", root, id);
 
-	b = (struct build_case){ &c, id, "echo out; echo err >&2; "
-	    "echo \"PATH=$PATH HOME=$HOME LANG=$LANG GIT_DIR=${GIT_DIR:-unset}\";"
-	    " echo nice=$(cut -d' ' -f19 /proc/self/stat);"
-	    " echo policy=$(cut -d' ' -f41 /proc/self/stat); ionice -p $$;"
-	    " pwd > where", 0, "" };
+	b = (struct build_case){ &c, id,
+		"echo out; echo err >&2; "
+		"echo \"PATH=$PATH HOME=$HOME LANG=$LANG GIT_DIR=${GIT_DIR:-unset}\";"
+		" echo nice=$(cut -d' ' -f19 /proc/self/stat);"
+		" echo policy=$(cut -d' ' -f41 /proc/self/stat); ionice -p $$;"
+		" pwd > where",
+		0, "" };
 	setenv("GIT_DIR", "/should/not/leak", 1);
 	env_sanitize();
 	capture(run_build, &b, out, sizeof(out));
@@ -555,7 +599,8 @@ test_build(void)
 	ok(strstr(content, "out\n") && strstr(content, "err\n"),
 	    "stdout and stderr in build.log");
 	ok(strstr(content, "PATH=/usr/local/bin:/usr/bin:/bin ") &&
-	    strstr(content, "LANG=C.UTF-8") && strstr(content, "GIT_DIR=unset"),
+		strstr(content, "LANG=C.UTF-8") &&
+		strstr(content, "GIT_DIR=unset"),
 	    "clean environment (PATH, LANG, no GIT_*)");
 	ok(strstr(content, "nice=19") != NULL, "build runs at nice 19");
 	ok(strstr(content, "policy=5") != NULL,
@@ -563,21 +608,27 @@ test_build(void)
 	ok(strstr(content, "best-effort: prio 7") != NULL,
 	    "build runs at best-effort I/O priority 7");
 	ok(sh("grep -qx %s/releases/%s %s/releases/%s/where", root, id, root,
-	    id) == 0, "build runs in the release directory");
+	       id) == 0,
+	    "build runs in the release directory");
 
-	b = (struct build_case){ &c, id, "for i in $(seq 1 40); do "
-	    "echo line $i; done; exit 3", 0, "" };
+	b = (struct build_case){ &c, id,
+		"for i in $(seq 1 40); do "
+		"echo line $i; done; exit 3",
+		0, "" };
 	capture(run_build, &b, out, sizeof(out));
-	ok(b.rc < 0 && strstr(b.why, "exit status 3"), "failing build "
-	    "reported (%s)", b.why);
+	ok(b.rc < 0 && strstr(b.why, "exit status 3"),
+	    "failing build "
+	    "reported (%s)",
+	    b.why);
 	ok(strstr(out, "line 40") && strstr(out, "line 21\n") &&
-	    !strstr(out, "line 20\n"), "last 20 lines of the log printed");
+		!strstr(out, "line 20\n"),
+	    "last 20 lines of the log printed");
 
 	char pidfile[600];
 	snprintf(pidfile, sizeof(pidfile), "%s/bg.pid", root);
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "sleep 300 & echo $! > %s; sleep 300",
-	    pidfile);
+	snprintf(
+	    cmd, sizeof(cmd), "sleep 300 & echo $! > %s; sleep 300", pidfile);
 	c.build_timeout = 1;
 	b = (struct build_case){ &c, id, cmd, 0, "" };
 	t0 = clock_seconds();
@@ -593,8 +644,10 @@ test_build(void)
 	    strtol(pidtxt, NULL, 10));
 	bool gone = read_text(procpath, stat, sizeof(stat)) < 0 ||
 	    strstr(stat, ") Z ") != NULL;
-	ok(pidtxt[0] && gone, "background child of the build killed too "
-	    "(pid %ld)", strtol(pidtxt, NULL, 10));
+	ok(pidtxt[0] && gone,
+	    "background child of the build killed too "
+	    "(pid %ld)",
+	    strtol(pidtxt, NULL, 10));
 }
 
 static void
@@ -648,8 +701,10 @@ test_lock(void)
 	char expect[64];
 	snprintf(expect, sizeof(expect), "held by pid %ld", (long)pid);
 	ok(rc == -ETIMEDOUT && strstr(why, expect) &&
-	    strstr(why, "(LOCK_TIMEOUT)"), "second taker times out, says "
-	    "why (%s)", why);
+		strstr(why, "(LOCK_TIMEOUT)"),
+	    "second taker times out, says "
+	    "why (%s)",
+	    why);
 	ok(waited >= 0.9 && waited < 3, "after the bounded wait (%.1f s)",
 	    waited);
 	ok(strstr(out, "waiting for deploy lock") && strstr(out, expect),
@@ -669,10 +724,14 @@ static void
 test_history(void)
 {
 	struct deploy_record r = {
-		.action = "deploy", .id = "20261125101530-abc1234",
+		.action = "deploy",
+		.id = "20261125101530-abc1234",
 		.revision = "abc1234abc1234abc1234abc1234abc1234abc12",
-		.branch = "main", .user = "deploy", .started = { 1795601730, 5000000 },
-		.finished = { 1795601733, 999999999 }, .result = "ok",
+		.branch = "main",
+		.user = "deploy",
+		.started = { 1795601730, 5000000 },
+		.finished = { 1795601733, 999999999 },
+		.result = "ok",
 		.steps = { { "lock", 0.0001 }, { "build", 2.1234 } },
 		.nsteps = 2,
 	};
@@ -683,26 +742,29 @@ test_history(void)
 	json_object *o = json_tokener_parse(line);
 	json_object *v, *steps;
 	ok(o != NULL && line[strlen(line) - 1] == '\n' &&
-	    strchr(line, '\n') == line + strlen(line) - 1,
+		strchr(line, '\n') == line + strlen(line) - 1,
 	    "one JSON object on one line");
 	ok(json_object_object_get_ex(o, "id", &v) &&
-	    strcmp(json_object_get_string(v), r.id) == 0 &&
-	    json_object_object_get_ex(o, "revision", &v) &&
-	    strcmp(json_object_get_string(v), r.revision) == 0 &&
-	    json_object_object_get_ex(o, "branch", &v) &&
-	    json_object_object_get_ex(o, "user", &v) &&
-	    json_object_object_get_ex(o, "result", &v) &&
-	    strcmp(json_object_get_string(v), "ok") == 0,
+		strcmp(json_object_get_string(v), r.id) == 0 &&
+		json_object_object_get_ex(o, "revision", &v) &&
+		strcmp(json_object_get_string(v), r.revision) == 0 &&
+		json_object_object_get_ex(o, "branch", &v) &&
+		json_object_object_get_ex(o, "user", &v) &&
+		json_object_object_get_ex(o, "result", &v) &&
+		strcmp(json_object_get_string(v), "ok") == 0,
 	    "id, revision, branch, user, result");
 	ok(json_object_object_get_ex(o, "started", &v) &&
-	    strcmp(json_object_get_string(v), "2026-11-25T10:15:30.005Z") == 0 &&
-	    json_object_object_get_ex(o, "finished", &v) &&
-	    strcmp(json_object_get_string(v), "2026-11-25T10:15:33.999Z") == 0,
+		strcmp(json_object_get_string(v), "2026-11-25T10:15:30.005Z") ==
+		    0 &&
+		json_object_object_get_ex(o, "finished", &v) &&
+		strcmp(json_object_get_string(v), "2026-11-25T10:15:33.999Z") ==
+		    0,
 	    "started/finished in UTC ISO 8601, milliseconds");
 	ok(json_object_object_get_ex(o, "seconds", &steps) &&
-	    json_object_object_get_ex(steps, "build", &v) &&
-	    json_object_get_double(v) > 2.12 &&
-	    json_object_get_double(v) < 2.13 && strstr(line, "\"build\":2.123"),
+		json_object_object_get_ex(steps, "build", &v) &&
+		json_object_get_double(v) > 2.12 &&
+		json_object_get_double(v) < 2.13 &&
+		strstr(line, "\"build\":2.123"),
 	    "seconds per step (%s)", line);
 	json_object_put(o);
 	free(line);
@@ -721,7 +783,7 @@ test_history(void)
 		lines += *p == '\n';
 	o = json_tokener_parse(strtok(buf, "\n"));
 	ok(lines == 2 && o && json_object_object_get_ex(o, "reason", &v) &&
-	    strcmp(json_object_get_string(v), r.reason) == 0,
+		strcmp(json_object_get_string(v), r.reason) == 0,
 	    "two lines; quotes and newlines escaped");
 	json_object_put(o);
 }
@@ -742,33 +804,37 @@ test_logs_request(void)
 	unsigned lines = 0;
 
 	config_defaults(&c);
-	ok(logs_parse_request(&c, "myapp.service 40\n", unit, sizeof(unit),
-	    &lines) == 0 && strcmp(unit, "myapp.service") == 0 && lines == 40,
+	ok(logs_parse_request(
+	       &c, "myapp.service 40\n", unit, sizeof(unit), &lines) == 0 &&
+		strcmp(unit, "myapp.service") == 0 && lines == 40,
 	    "logs: the live instance's journal may be asked for");
 	ok(logs_parse_request(&c, "myapp@20261201101530-abc1234.service 5\n",
-	    unit, sizeof(unit), &lines) == 0 && lines == 5,
+	       unit, sizeof(unit), &lines) == 0 &&
+		lines == 5,
 	    "logs: a handover instance's journal may be asked for");
-	ok(logs_parse_request(&c, "ssh.service 40\n", unit, sizeof(unit),
-	    &lines) == -EPERM, "logs: another service's journal is refused");
-	ok(logs_parse_request(&c, "myapp-evil.service 40\n", unit,
-	    sizeof(unit), &lines) == -EPERM &&
-	    logs_parse_request(&c, "myapp@x.service 40\n", unit, sizeof(unit),
-	    &lines) == -EPERM &&
-	    logs_parse_request(&c, "myapp@20261201101530-abc1234.service.x 4\n",
-	    unit, sizeof(unit), &lines) == -EPERM &&
-	    logs_parse_request(&c, "myapp.socket 4\n", unit, sizeof(unit),
-	    &lines) == -EPERM,
+	ok(logs_parse_request(
+	       &c, "ssh.service 40\n", unit, sizeof(unit), &lines) == -EPERM,
+	    "logs: another service's journal is refused");
+	ok(logs_parse_request(&c, "myapp-evil.service 40\n", unit, sizeof(unit),
+	       &lines) == -EPERM &&
+		logs_parse_request(&c, "myapp@x.service 40\n", unit,
+		    sizeof(unit), &lines) == -EPERM &&
+		logs_parse_request(&c,
+		    "myapp@20261201101530-abc1234.service.x 4\n", unit,
+		    sizeof(unit), &lines) == -EPERM &&
+		logs_parse_request(&c, "myapp.socket 4\n", unit, sizeof(unit),
+		    &lines) == -EPERM,
 	    "logs: look-alike unit names are refused");
 	ok(logs_parse_request(&c, "myapp.service 0\n", unit, sizeof(unit),
-	    &lines) == -EINVAL &&
-	    logs_parse_request(&c, "myapp.service 1001\n", unit, sizeof(unit),
-	    &lines) == -EINVAL &&
-	    logs_parse_request(&c, "myapp.service -f\n", unit, sizeof(unit),
-	    &lines) == -EINVAL &&
-	    logs_parse_request(&c, "myapp.service 4 -u ssh\n", unit,
-	    sizeof(unit), &lines) == -EINVAL &&
-	    logs_parse_request(&c, "myapp.service\n", unit, sizeof(unit),
-	    &lines) == -EINVAL,
+	       &lines) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service 1001\n", unit,
+		    sizeof(unit), &lines) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service -f\n", unit, sizeof(unit),
+		    &lines) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service 4 -u ssh\n", unit,
+		    sizeof(unit), &lines) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service\n", unit, sizeof(unit),
+		    &lines) == -EINVAL,
 	    "logs: a line count outside 1..1000 or extra words are refused");
 }
 
@@ -784,7 +850,8 @@ serve(void *arg)
 		if (c < 0)
 			return NULL;
 		if (read(c, req, sizeof(req)) > 0) {
-			int n = snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\n"
+			int n = snprintf(resp, sizeof(resp),
+			    "HTTP/1.1 %d X\r\n"
 			    "Content-Length: 2\r\nConnection: close\r\n\r\nok",
 			    s->code);
 			if (write(c, resp, (size_t)n) < 0)
@@ -828,21 +895,25 @@ test_probe(void)
 	double t0;
 
 	config_defaults(&c);
-	ok(probe_socket_path(&c, "20261125101530-abc1234", path,
-	    sizeof(path)) == 0 &&
-	    strcmp(path, "/run/myapp-probe-20261125101530-abc1234.sock") == 0,
+	ok(probe_socket_path(
+	       &c, "20261125101530-abc1234", path, sizeof(path)) == 0 &&
+		strcmp(path, "/run/myapp-probe-20261125101530-abc1234.sock") ==
+		    0,
 	    "side probe socket path (%s)", path);
 	ok(probe_socket_path(&c, NULL, path, sizeof(path)) == 0 &&
-	    strcmp(path, "/run/myapp-probe.sock") == 0, "main probe socket path");
+		strcmp(path, "/run/myapp-probe.sock") == 0,
+	    "main probe socket path");
 	char unit[128];
-	ok(unit_name(&c, "side", "20261125101530-abc1234", unit,
-	    sizeof(unit)) == 0 && strcmp(unit,
-	    "myapp@20261125101530-abc1234.service") == 0 &&
-	    unit_name(&c, "side-probe", "20261125101530-abc1234", unit,
-	    sizeof(unit)) == 0 && strcmp(unit,
-	    "myapp-probe@20261125101530-abc1234.socket") == 0 &&
-	    unit_name(&c, "main", NULL, unit, sizeof(unit)) == 0 &&
-	    strcmp(unit, "myapp.service") == 0, "unit names derive from APP");
+	ok(unit_name(
+	       &c, "side", "20261125101530-abc1234", unit, sizeof(unit)) == 0 &&
+		strcmp(unit, "myapp@20261125101530-abc1234.service") == 0 &&
+		unit_name(&c, "side-probe", "20261125101530-abc1234", unit,
+		    sizeof(unit)) == 0 &&
+		strcmp(unit, "myapp-probe@20261125101530-abc1234.socket") ==
+		    0 &&
+		unit_name(&c, "main", NULL, unit, sizeof(unit)) == 0 &&
+		strcmp(unit, "myapp.service") == 0,
+	    "unit names derive from APP");
 
 	snprintf(s.path, sizeof(s.path), "%.60s/probe.sock", tmpdir);
 	if (server_start(&s, 200) < 0) {
@@ -856,13 +927,14 @@ test_probe(void)
 	s.code = 503;
 	t0 = clock_seconds();
 	ok(probe_wait_healthy(s.path, "/healthz", 1, why, sizeof(why)) < 0 &&
-	    strstr(why, "answered 503"), "503 fails after HEALTH_TIMEOUT (%s)",
-	    why);
+		strstr(why, "answered 503"),
+	    "503 fails after HEALTH_TIMEOUT (%s)", why);
 	double took = clock_seconds() - t0;
 	ok(took >= 0.9 && took < 3, "retried until the timeout (%.1f s)", took);
 	server_stop(&s);
 	ok(probe_wait_healthy(s.path, "/healthz", 1, why, sizeof(why)) < 0 &&
-	    strstr(why, "no answer"), "no socket: fails (%s)", why);
+		strstr(why, "no answer"),
+	    "no socket: fails (%s)", why);
 }
 
 int
