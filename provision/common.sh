@@ -1,44 +1,39 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034 # the settings are used by the scripts that source this
 # Shared by the provision steps: the settings they act on. The engine's file
-# (myapp-zdd.conf) and the package's (server.conf) are KEY=value lines,
-# written by the package from debconf answers and editable by the admin.
+# (myapp-zdd.conf) and the site's (server.conf) are KEY=value lines, written
+# by the package from debconf answers and editable by the admin.
 ZDD_ETC=${ZDD_ETC:-/etc/myapp-zdd}
 ZDD_SHARE=${ZDD_SHARE:-/usr/share/myapp-zdd}
-
-APP=myapp
-DEPLOY_USER=deploy
-REPO=/var/repo/myapp.git
-APP_ROOT=/var/www/myapp
-BRANCH=main
-KEEP_RELEASES=5
-LISTEN=/run/myapp.sock
-SERVER_NAME=localhost
-NGINX_SITE=true
-
-# read_conf FILE: take KEY=value lines for the keys above, ignoring the rest;
-# values are data, never evaluated as shell.
-read_conf() {
-	[ -r "$1" ] || return 0
-	while IFS='=' read -r key value; do
-		case $key in
-		APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE)
-			value=${value#\"}
-			value=${value%\"}
-			eval "$key=\$value"
-			;;
-		esac
-	done <"$1"
-}
-
-read_conf "$ZDD_ETC/myapp-zdd.conf"
-read_conf "$ZDD_ETC/server.conf"
 
 say() { printf 'myapp-zdd: %s\n' "$*"; }
 die() {
 	printf 'myapp-zdd: error: %s\n' "$*" >&2
 	exit 1
 }
+
+# The settings: the engine owns every default and every check (`myapp-zdd
+# config`, src/zdd/config.c); these steps ask it and repeat neither. A value
+# in the files that is not valid stops every step here, saying where; only
+# the settings step (ZDD_SETTING_STEP=1), which is how a value is mended,
+# goes on from the defaults.
+ZDD_ENGINE=${ZDD_ENGINE:-/usr/bin/myapp-zdd}
+engine_config() { "$ZDD_ENGINE" --config "$ZDD_ETC/myapp-zdd.conf" config "$@"; }
+if ! settings=$(engine_config list); then
+	[ -n "${ZDD_SETTING_STEP:-}" ] || die "the settings in $ZDD_ETC are not valid (see above)"
+	settings=$(engine_config defaults)
+fi
+while IFS='=' read -r key value; do
+	case $key in
+	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE)
+		eval "$key=\$value"
+		;;
+	esac
+done <<EOT
+$settings
+EOT
+# check_setting KEY VALUE: the engine's verdict; a bad value stops the step.
+check_setting() { engine_config check "$1=$2" || die "$1: not changed (see above)"; }
 
 # as_deploy CMD…: run a command as the deploy user. Everything inside the
 # deploy user's trees (its home, the repo, the app root) is touched this way
@@ -134,58 +129,4 @@ listen_stream() {
 	/* | *:*) printf '%s' "$LISTEN" ;;
 	*) printf '127.0.0.1:%s' "$LISTEN" ;;
 	esac
-}
-
-# The checks of every setting, in one place: the settings step runs them
-# before writing a value, and every step runs them on what it read, so a
-# value edited into the files is refused before anything is generated.
-check_listen() {
-	case $1 in
-	*[!A-Za-z0-9._:/[\]-]* | *..* | '') return 1 ;;
-	/run/*.sock) return 0 ;;
-	/*) return 1 ;;
-	\[*\]:*) port=${1##*]:} ;;
-	*:*:*) return 1 ;;
-	*:*) port=${1##*:} ;;
-	*) port=$1 ;;
-	esac
-	case $port in '' | *[!0-9]* | 0*) return 1 ;; esac
-	[ "$port" -le 65535 ]
-}
-check_setting() { # check_setting KEY VALUE: exits with a clear message when bad
-	case $1 in
-	APP | DEPLOY_USER)
-		case $2 in [a-z]*[!a-z0-9_-]* | [!a-z]* | '') die "$1: lower-case letters, digits, '-' and '_', not '$2'" ;; esac
-		[ ${#2} -le 32 ] || die "$1: at most 32 characters, not '$2'"
-		;;
-	REPO | APP_ROOT)
-		case $2 in
-		*[!A-Za-z0-9._/-]* | *..* | */ | *//*) die "$1: an absolute path of letters, digits, '.', '_', '-', not '$2'" ;;
-		/?*/?*) ;;
-		*) die "$1: an absolute path below a top-level directory, not '$2'" ;;
-		esac
-		;;
-	BRANCH)
-		case $2 in -*) die "BRANCH: not a branch name: '$2'" ;; esac
-		git check-ref-format --branch "$2" >/dev/null 2>&1 || die "BRANCH: not a branch name: '$2'"
-		;;
-	KEEP_RELEASES)
-		case $2 in '' | *[!0-9]* | 0 | 1 | ????*) die "KEEP_RELEASES: must be a number from 2 to 999, not '$2'" ;; esac
-		;;
-	LISTEN)
-		check_listen "$2" || die "LISTEN must be a UNIX socket path /run/NAME.sock, PORT or HOST:PORT, not '$2'"
-		;;
-	SERVER_NAME)
-		case $2 in *[!A-Za-z0-9._\ *-]* | '' | ' '* | *' ') die "SERVER_NAME: host names separated by spaces, not '$2'" ;; esac
-		;;
-	NGINX_SITE)
-		case $2 in true | false) ;; *) die "NGINX_SITE: true or false, not '$2'" ;; esac
-		;;
-	*) die "unknown setting '$1'" ;;
-	esac
-}
-check_settings() {
-	for key in APP DEPLOY_USER REPO APP_ROOT BRANCH KEEP_RELEASES LISTEN SERVER_NAME NGINX_SITE; do
-		eval "check_setting $key \"\$$key\""
-	done
 }

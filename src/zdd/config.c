@@ -2,6 +2,11 @@
  * Engine configuration: KEY=value lines, '#' comments, optional matching
  * quotes around a value (debconf-written files quote BUILD_COMMAND).
  * Every value is checked here, so the rest of the engine can trust it.
+ *
+ * This table is the one place a setting's default and validation live: the
+ * package's scripts ask `myapp-zdd config` (config_cmd.c) instead of
+ * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE) live
+ * in server.conf beside the engine's file; the engine does not use them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,70 +20,77 @@
 enum value_kind {
 	V_NAME,
 	V_PATH,
+	V_TREE,
 	V_BRANCH,
 	V_COMMAND,
 	V_URLPATH,
 	V_UINT,
-	V_PROGRAM
+	V_PROGRAM,
+	V_LISTEN,
+	V_HOSTS,
+	V_BOOL
 };
 
 struct key_spec {
 	const char *key;
+	size_t offset;   /* into struct zdd_config */
+	size_t size;     /* of the char array, for strings */
+	const char *def; /* the default */
 	enum value_kind kind;
-	size_t offset;     /* into struct zdd_config */
-	size_t size;       /* of the char array, for strings */
 	unsigned min, max; /* for numbers */
+	bool site;         /* in server.conf, not the engine's file */
 };
 
-#define STR(k, kind, field) \
+#define STR(k, kd, field, d) \
 	{ \
-		k, kind, offsetof(struct zdd_config, field), \
-		    sizeof(((struct zdd_config *)0)->field), 0, 0 \
+		.key = (k), .kind = (kd), \
+		.offset = offsetof(struct zdd_config, field), \
+		.size = sizeof(((struct zdd_config *)0)->field), .def = (d) \
 	}
-#define NUM(k, field, lo, hi) \
+#define NUM(k, field, lo, hi, d) \
 	{ \
-		k, V_UINT, offsetof(struct zdd_config, field), 0, lo, hi \
+		.key = (k), .kind = V_UINT, \
+		.offset = offsetof(struct zdd_config, field), .min = (lo), \
+		.max = (hi), .def = (d) \
+	}
+#define SITE(k, kd, field, d) \
+	{ \
+		.key = (k), .kind = (kd), \
+		.offset = offsetof(struct zdd_config, field), \
+		.size = sizeof(((struct zdd_config *)0)->field), .def = (d), \
+		.site = true \
 	}
 
 static const struct key_spec keys[] = {
-	STR("APP", V_NAME, app),
-	STR("DEPLOY_USER", V_NAME, deploy_user),
-	STR("REPO", V_PATH, repo),
-	STR("APP_ROOT", V_PATH, app_root),
-	STR("BRANCH", V_BRANCH, branch),
-	NUM("KEEP_RELEASES", keep_releases, 1, 1000),
-	STR("BUILD_COMMAND", V_COMMAND, build_command),
-	NUM("BUILD_TIMEOUT", build_timeout, 1, 86400),
-	NUM("READY_TIMEOUT", ready_timeout, 1, 3600),
-	STR("HEALTH_PATH", V_URLPATH, health_path),
-	NUM("HEALTH_TIMEOUT", health_timeout, 1, 3600),
-	NUM("LOCK_TIMEOUT", lock_timeout, 0, 86400),
-	STR("PROBE_SOCKET_DIR", V_PATH, probe_socket_dir),
-	STR("SYSTEMCTL", V_PROGRAM, systemctl),
-	STR("JOURNALCTL", V_PROGRAM, journalctl),
-	STR("GIT", V_PROGRAM, git),
+	STR("APP", V_NAME, app, "myapp"),
+	STR("DEPLOY_USER", V_NAME, deploy_user, "deploy"),
+	STR("REPO", V_TREE, repo, "/var/repo/myapp.git"),
+	STR("APP_ROOT", V_TREE, app_root, "/var/www/myapp"),
+	STR("BRANCH", V_BRANCH, branch, "main"),
+	NUM("KEEP_RELEASES", keep_releases, 1, 1000, "5"),
+	STR("BUILD_COMMAND", V_COMMAND, build_command, "make"),
+	NUM("BUILD_TIMEOUT", build_timeout, 1, 86400, "600"),
+	NUM("READY_TIMEOUT", ready_timeout, 1, 3600, "60"),
+	STR("HEALTH_PATH", V_URLPATH, health_path, "/healthz"),
+	NUM("HEALTH_TIMEOUT", health_timeout, 1, 3600, "10"),
+	NUM("LOCK_TIMEOUT", lock_timeout, 0, 86400, "300"),
+	STR("PROBE_SOCKET_DIR", V_PATH, probe_socket_dir, "/run"),
+	STR("SYSTEMCTL", V_PROGRAM, systemctl, "systemctl"),
+	STR("JOURNALCTL", V_PROGRAM, journalctl, "journalctl"),
+	STR("GIT", V_PROGRAM, git, "git"),
+	SITE("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
+	SITE("SERVER_NAME", V_HOSTS, server_name, "localhost"),
+	SITE("NGINX_SITE", V_BOOL, nginx_site, "true"),
 };
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 void
 config_defaults(struct zdd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	snprintf(cfg->app, sizeof(cfg->app), "myapp");
-	snprintf(cfg->deploy_user, sizeof(cfg->deploy_user), "deploy");
-	snprintf(cfg->repo, sizeof(cfg->repo), "/var/repo/myapp.git");
-	snprintf(cfg->app_root, sizeof(cfg->app_root), "/var/www/myapp");
-	snprintf(cfg->branch, sizeof(cfg->branch), "main");
-	cfg->keep_releases = 5;
-	snprintf(cfg->build_command, sizeof(cfg->build_command), "make");
-	cfg->build_timeout = 600;
-	cfg->ready_timeout = 60;
-	snprintf(cfg->health_path, sizeof(cfg->health_path), "/healthz");
-	cfg->health_timeout = 10;
-	cfg->lock_timeout = 300;
-	snprintf(cfg->probe_socket_dir, sizeof(cfg->probe_socket_dir), "/run");
-	snprintf(cfg->systemctl, sizeof(cfg->systemctl), "systemctl");
-	snprintf(cfg->journalctl, sizeof(cfg->journalctl), "journalctl");
-	snprintf(cfg->git, sizeof(cfg->git), "git");
+	for (size_t i = 0; i < NKEYS; i++)
+		(void)config_set(cfg, keys[i].key, keys[i].def, "default");
 }
 
 static bool
@@ -116,6 +128,87 @@ valid_branch(const char *s)
 	return true;
 }
 
+/* Only these characters in a path that root creates and names in files. */
+static bool
+plain_path(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._/-", *s))
+			return false;
+	return true;
+}
+
+/* A tree of the deploy user's: /DIR/NAME at least, plain, no "..". */
+static bool
+valid_tree(const char *s)
+{
+	const char *second = strchr(s + 1, '/');
+
+	return s[0] == '/' && plain_path(s) && strstr(s, "..") == NULL &&
+	    strstr(s, "//") == NULL && s[strlen(s) - 1] != '/' &&
+	    second != NULL && second > s + 1 && second[1] != '\0';
+}
+
+static bool
+valid_port(const char *s)
+{
+	char *end;
+	unsigned long n;
+
+	if (!isdigit((unsigned char)s[0]) || s[0] == '0')
+		return false;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	return *end == '\0' && errno == 0 && n <= 65535;
+}
+
+/* /run/NAME.sock, PORT, HOST:PORT or [V6]:PORT: it lands in the socket
+ * unit and the nginx upstream, so nothing else passes. */
+static bool
+valid_listen(const char *s)
+{
+	const char *colon;
+	size_t len = strlen(s);
+
+	if (s[0] == '/')
+		return strncmp(s, "/run/", 5) == 0 && len > 10 &&
+		    strcmp(s + len - 5, ".sock") == 0 && plain_path(s) &&
+		    strstr(s, "..") == NULL;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return false;
+		for (const char *p = s + 1; p < close; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' &&
+			    *p != '.')
+				return false;
+		return close > s + 1 && valid_port(close + 2);
+	}
+	colon = strchr(s, ':');
+	if (colon == NULL)
+		return valid_port(s);
+	if (colon == s || strchr(colon + 1, ':') != NULL)
+		return false;
+	for (const char *p = s; p < colon; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+			return false;
+	return valid_port(colon + 1);
+}
+
+/* nginx server_name: host names (or *.wildcards) separated by one space. */
+static bool
+valid_hosts(const char *s)
+{
+	if (s[0] == '\0' || s[0] == ' ' || s[strlen(s) - 1] == ' ' ||
+	    strstr(s, "  ") != NULL)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && !strchr(".-_* ", *s))
+			return false;
+	return true;
+}
+
 static bool
 valid_kind(enum value_kind kind, const char *v)
 {
@@ -124,6 +217,14 @@ valid_kind(enum value_kind kind, const char *v)
 		return valid_name(v);
 	case V_PATH:
 		return v[0] == '/' && !has_control_chars(v);
+	case V_TREE:
+		return valid_tree(v);
+	case V_LISTEN:
+		return valid_listen(v);
+	case V_HOSTS:
+		return valid_hosts(v);
+	case V_BOOL:
+		return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
 	case V_BRANCH:
 		return valid_branch(v);
 	case V_COMMAND:
@@ -152,6 +253,14 @@ kind_hint(enum value_kind kind)
 		return "lower-case letters, digits, '-' and '_', starting with a letter or digit";
 	case V_PATH:
 		return "an absolute path";
+	case V_TREE:
+		return "an absolute path below a top directory, of letters, digits, '.', '_', '-'";
+	case V_LISTEN:
+		return "a UNIX socket path /run/NAME.sock, PORT or HOST:PORT";
+	case V_HOSTS:
+		return "host names separated by spaces";
+	case V_BOOL:
+		return "true or false";
 	case V_BRANCH:
 		return "a git branch name";
 	case V_COMMAND:
@@ -172,7 +281,7 @@ config_set(struct zdd_config *cfg, const char *key, const char *value,
 {
 	const struct key_spec *k = NULL;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+	for (size_t i = 0; i < NKEYS; i++)
 		if (strcmp(keys[i].key, key) == 0)
 			k = &keys[i];
 	if (k == NULL) {
@@ -303,4 +412,50 @@ config_load(struct zdd_config *cfg, const char *path, bool must_exist)
 	}
 	fclose(f);
 	return rc;
+}
+
+/* The settings, in table order, for `myapp-zdd config`. */
+size_t
+config_nkeys(void)
+{
+	return NKEYS;
+}
+
+const char *
+config_key(size_t i)
+{
+	return i < NKEYS ? keys[i].key : NULL;
+}
+
+const char *
+config_key_default(size_t i)
+{
+	return i < NKEYS ? keys[i].def : NULL;
+}
+
+bool
+config_known(const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* KEY's value in cfg as text (numbers in decimal). */
+int
+config_value(const struct zdd_config *cfg, size_t i, char *out, size_t n)
+{
+	int len;
+
+	if (i >= NKEYS)
+		return -EINVAL;
+	if (keys[i].kind == V_UINT)
+		len = snprintf(out, n, "%u",
+		    *(const unsigned *)(const void *)((const char *)cfg +
+			keys[i].offset));
+	else
+		len =
+		    snprintf(out, n, "%s", (const char *)cfg + keys[i].offset);
+	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }

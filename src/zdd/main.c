@@ -27,6 +27,7 @@ struct invocation {
 typedef int command_fn(
     const struct zdd_config *cfg, const struct invocation *inv);
 typedef int config_fn(const struct zdd_config *cfg);
+typedef int raw_fn(const char *config_path, int argc, char *argv[]);
 
 struct command {
 	const char *name;
@@ -35,8 +36,9 @@ struct command {
 	bool takes_arg;     /* one optional argument (REV, ID) */
 	const char *option; /* the one option it takes, with a value */
 	size_t option_max;  /* the value's size limit, with the NUL */
-	command_fn *run;    /* one of these two */
+	command_fn *run;    /* one of these three */
 	config_fn *run_cfg; /* needs nothing but the configuration */
+	raw_fn *run_raw;    /* its own arguments, as the caller, no drop */
 };
 
 static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart;
@@ -70,6 +72,11 @@ static const struct command commands[] = {
 	{ .name = "prune",
 	    .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },
+	{ .name = "config",
+	    .run_raw = config_command,
+	    .args = "defaults|list|check|get KEY|check KEY=VALUE...",
+	    .help = "the settings' defaults, values and checks\n"
+		    "(for the package's scripts; changes nothing)" },
 	{ .name = "logs-serve",
 	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"
@@ -339,6 +346,8 @@ main(int argc, char *argv[])
 	if (i >= argc)
 		return bad_usage("%s", "no command given");
 	cmd = command_find(argv[i]);
+	if (cmd != NULL && cmd->run_raw != NULL)
+		return cmd->run_raw(config_path, argc - i - 1, argv + i + 1);
 	rc = parse_command_args(cmd, argc - i - 1, argv + i + 1, &inv);
 	if (rc != 0)
 		return rc;

@@ -62,6 +62,10 @@ struct zdd_config {
 	char systemctl[ZDD_PATH_MAX];
 	char journalctl[ZDD_PATH_MAX];
 	char git[ZDD_PATH_MAX];
+	/* Site settings (server.conf): checked here, used by the package. */
+	char listen[ZDD_PATH_MAX];
+	char server_name[ZDD_VALUE_MAX];
+	char nginx_site[8];
 };
 
 void config_defaults(struct zdd_config *cfg);
@@ -70,6 +74,14 @@ int config_set(struct zdd_config *cfg, const char *key, const char *value,
 int config_parse_line(
     struct zdd_config *cfg, const char *line, const char *where);
 int config_load(struct zdd_config *cfg, const char *path, bool must_exist);
+size_t config_nkeys(void);
+const char *config_key(size_t i);
+const char *config_key_default(size_t i);
+bool config_known(const char *key);
+int config_value(const struct zdd_config *cfg, size_t i, char *out, size_t n);
+
+/* config_cmd.c */
+int config_command(const char *config_path, int argc, char *argv[]);
 
 /* log.c */
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

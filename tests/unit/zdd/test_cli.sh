@@ -422,6 +422,37 @@ bg=$(cat "$T/bg.pid")
     { ! kill -0 "$bg" 2>/dev/null || grep -q '^State:.*Z' "/proc/$bg/status"; }
 ok $? "SIGINT during the build: build group killed, release removed, exit 1"
 
+# --- config: the engine owns every setting's default and check ------------------
+TEMPLATES=$HERE/../../../debian/templates
+template_default() { # QUESTION: its Default: in debian/templates
+	awk -v q="myapp-zdd/$1" '$1 == "Template:" { t = $2 } t == q && $1 == "Default:" { sub(/^Default: */, ""); print; exit }' "$TEMPLATES"
+}
+engine_default() { "$ZDD" config defaults | sed -n "s/^$1=//p"; }
+mismatch=
+for pair in server_name:SERVER_NAME listen:LISTEN branch:BRANCH keep_releases:KEEP_RELEASES nginx_site:NGINX_SITE; do
+	[ "$(template_default "${pair%%:*}")" = "$(engine_default "${pair#*:}")" ] || mismatch="$mismatch $pair"
+done
+[ -f "$TEMPLATES" ] && [ -z "$mismatch" ]
+ok $? "debconf's defaults are the engine's (config defaults)${mismatch:+: differ:$mismatch}"
+rc=0; "$ZDD" config check 'LISTEN=/run/x;return 200 pwned;#.sock' > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "LISTEN: '/run/x;return 200 pwned;#.sock' is not valid"
+ok $? "config check: a hostile LISTEN is refused (exit 2), saying why"
+rc=0; "$ZDD" config check 'SERVER_NAME=a.example.org b.example.org' LISTEN=8080 KEEP_RELEASES=2 \
+    APP_ROOT=/srv/app > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ]
+ok $? "config check: good values pass"
+mkdir -p "$T/cfgdir"
+printf 'KEEP_RELEASES=7\n' > "$T/cfgdir/myapp-zdd.conf"
+printf 'SERVER_NAME=example.org\n' > "$T/cfgdir/server.conf"
+[ "$("$ZDD" --config "$T/cfgdir/myapp-zdd.conf" config get KEEP_RELEASES)" = 7 ] &&
+    [ "$("$ZDD" --config "$T/cfgdir/myapp-zdd.conf" config get SERVER_NAME)" = example.org ] &&
+    [ "$("$ZDD" --config "$T/cfgdir/myapp-zdd.conf" config get BRANCH)" = main ]
+ok $? "config get: the engine's file, server.conf beside it, defaults for the rest"
+printf 'LISTEN=/tmp/evil.sock\n' > "$T/cfgdir/server.conf"
+rc=0; "$ZDD" --config "$T/cfgdir/myapp-zdd.conf" config list > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "server.conf:1: LISTEN: '/tmp/evil.sock' is not valid"
+ok $? "config list: a bad value in server.conf is refused (exit 2), with file and line"
+
 # --- logs-serve: one request on the logs socket's connection ---------------------
 rc=0; printf 'myapp.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye"
