@@ -38,7 +38,6 @@ struct key_spec {
 	const char *def; /* the default */
 	enum value_kind kind;
 	unsigned min, max; /* for numbers */
-	bool site;         /* in server.conf, not the engine's file */
 };
 
 #define STR(k, kd, field, d) \
@@ -53,14 +52,6 @@ struct key_spec {
 		.offset = offsetof(struct zdd_config, field), .min = (lo), \
 		.max = (hi), .def = (d) \
 	}
-#define SITE(k, kd, field, d) \
-	{ \
-		.key = (k), .kind = (kd), \
-		.offset = offsetof(struct zdd_config, field), \
-		.size = sizeof(((struct zdd_config *)0)->field), .def = (d), \
-		.site = true \
-	}
-
 static const struct key_spec keys[] = {
 	STR("APP", V_NAME, app, "myapp"),
 	STR("DEPLOY_USER", V_NAME, deploy_user, "deploy"),
@@ -78,9 +69,10 @@ static const struct key_spec keys[] = {
 	STR("SYSTEMCTL", V_PROGRAM, systemctl, "systemctl"),
 	STR("JOURNALCTL", V_PROGRAM, journalctl, "journalctl"),
 	STR("GIT", V_PROGRAM, git, "git"),
-	SITE("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
-	SITE("SERVER_NAME", V_HOSTS, server_name, "localhost"),
-	SITE("NGINX_SITE", V_BOOL, nginx_site, "true"),
+	/* the site's, in server.conf */
+	STR("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
+	STR("SERVER_NAME", V_HOSTS, server_name, "localhost"),
+	STR("NGINX_SITE", V_BOOL, nginx_site, "true"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

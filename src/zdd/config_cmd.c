@@ -112,7 +112,8 @@ config_command(const char *config_path, int argc, char *argv[])
 			if (strcmp(config_key(i), argv[1]) == 0) {
 				char value[ZDD_LINE_MAX];
 
-				if (config_value(&cfg, i, value, sizeof(value)) < 0)
+				if (config_value(
+					&cfg, i, value, sizeof(value)) < 0)
 					return ZDD_EXIT_FAILED;
 				printf("%s\n", value);
 			}
