@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "histogram.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 int
 main(void)

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "http_response.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 static char body[4096];
 

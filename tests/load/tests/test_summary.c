@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "summary.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 #include "windows.h"
 
 #define N 1000 /* 1000 requests at 100 req/s: 10 s, 100 buckets */

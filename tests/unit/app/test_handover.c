@@ -26,7 +26,7 @@
 #include "fake_systemd.h"
 #include "http_client.h"
 #include "notes.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 #define ACKED_MAX 400000
 

@@ -36,7 +36,7 @@
 #include "clock.h"
 #include "fake_systemd.h"
 #include "http_client.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 #define POOL_SIZE 64
 #define LOAD_THREADS 4

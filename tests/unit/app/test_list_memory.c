@@ -20,7 +20,7 @@
 #include "http_client.h"
 #include "notes.h"
 #include "routes.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 #define NOTES 1000
 #define NOTE_BYTES 65000 /* a 64 KiB body holds {"text":"…"} of this */

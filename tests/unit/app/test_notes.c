@@ -12,7 +12,7 @@
 #include <json-c/json.h>
 
 #include "notes.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 #define THREADS 8
 #define PER_THREAD 250

@@ -21,7 +21,7 @@
 #include "notes.h"
 #include "routes.h"
 #include "server.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 static struct app_state app;
 static struct identity id = { "quiesce-test", "rev" };

@@ -11,7 +11,7 @@
 #include "json_body.h"
 #include "notes.h"
 #include "routes.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 static struct app_state app;
 static struct identity id;

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "slice.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 /* The calling thread's slice in ns as the scheduler reports it
  * (se.slice in /proc/thread-self/sched, Linux 6.6+), or UINT64_MAX. */

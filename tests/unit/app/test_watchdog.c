@@ -15,7 +15,7 @@
 #include "clock.h"
 #include "fake_systemd.h"
 #include "http_client.h"
-#include "tap.h"
+#include "../../lib/tap.h"
 
 #define WATCHDOG_MS 200
 #define WATCH_MS 1000

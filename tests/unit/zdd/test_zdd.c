@@ -21,28 +21,12 @@
 #include <json-c/json.h>
 
 #include "zdd.h"
+#include "../../lib/tap.h"
 
-static int tests, failures;
 static char tmpdir[256];
 /* What a failing engine function says (zdd.h: the error rule). */
 static char why[ZDD_WHY_MAX];
 #define WHY why, sizeof(why)
-
-static void
-ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	tests++;
-	if (!cond)
-		failures++;
-	printf("%sok %d - ", cond ? "" : "not ", tests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 static int
 sh(const char *fmt, ...)
@@ -961,11 +945,9 @@ main(void)
 	test_probe();
 	test_logs_request();
 	curl_global_cleanup();
-	printf("1..%d\n# %d passed, %d failed\n", tests, tests - failures,
-	    failures);
-	if (failures == 0)
+	if (tap_failed == 0)
 		sh("rm -rf %s", tmpdir);
 	else
 		printf("# left %s for inspection\n", tmpdir);
-	return failures ? 1 : 0;
+	return tap_done();
 }

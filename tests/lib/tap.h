@@ -1,6 +1,10 @@
-/* Minimal TAP output for the app's tests. */
-#ifndef MYAPP_TEST_TAP_H
-#define MYAPP_TEST_TAP_H
+/*
+ * TAP output for every C test suite: ok(COND, FMT, ...) prints one line
+ * (and where a failed check stands); tap_done() prints the plan and the
+ * summary "# N passed, N failed" and is main's exit status.
+ */
+#ifndef ZDD_TESTS_TAP_H
+#define ZDD_TESTS_TAP_H
 
 #include <stdio.h>
 
@@ -8,14 +12,14 @@ static int tap_count, tap_failed;
 
 #define ok(cond, ...) \
 	do { \
-		int ok_ = !!(cond); \
+		int tap_ok_ = (cond) ? 1 : 0; /* evaluated once */ \
 		tap_count++; \
-		if (!ok_) \
+		if (!tap_ok_) \
 			tap_failed++; \
-		printf("%s %d - ", ok_ ? "ok" : "not ok", tap_count); \
+		printf("%s %d - ", tap_ok_ ? "ok" : "not ok", tap_count); \
 		printf(__VA_ARGS__); \
 		printf("\n"); \
-		if (!ok_) \
+		if (!tap_ok_) \
 			printf("#   failed at %s:%d: %s\n", __FILE__, \
 			    __LINE__, #cond); \
 		fflush(stdout); \
