@@ -1,8 +1,8 @@
 /*
- * The build: sh -c "$BUILD_COMMAND" at the top of the release, with the
- * engine's clean environment, at low CPU and I/O priority (the live app
- * shares the machine), in its own process group killed whole on timeout,
- * its output in releases/<id>/build.log.
+ * The build: sh -c COMMAND (builder.c chose it) at the top of the release,
+ * with the engine's clean environment and the build caches, at low CPU and
+ * I/O priority (the live app shares the machine), in its own process group
+ * killed whole on timeout, its output in releases/<id>/build.log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 		.low_priority = true,
 		.timeout_s = cfg->build_timeout };
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
+	char *env[16];
 	int fd, status, rc;
 
 	if (release_path(cfg->app_root, id, NULL, dir, sizeof(dir)) < 0 ||
@@ -38,6 +39,8 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 		snprintf(why, whylen, "cannot create %s: %m", log);
 		return rc;
 	}
+	builder_env(env, sizeof(env) / sizeof(env[0]));
+	o.extra_env = env;
 	o.cwd = dir;
 	o.out_fd = fd;
 	o.err_fd = fd;

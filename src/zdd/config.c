@@ -23,6 +23,8 @@ enum value_kind {
 	V_TREE,
 	V_BRANCH,
 	V_COMMAND,
+	V_OPTCOMMAND,
+	V_GRANTS,
 	V_URLPATH,
 	V_UINT,
 	V_PROGRAM,
@@ -59,16 +61,20 @@ static const struct key_spec keys[] = {
 	STR("APP_ROOT", V_TREE, app_root, "/var/www/myapp"),
 	STR("BRANCH", V_BRANCH, branch, "main"),
 	NUM("KEEP_RELEASES", keep_releases, 1, 1000, "5"),
-	STR("BUILD_COMMAND", V_COMMAND, build_command, "make"),
+	/* empty: chosen from the release's files (builder.c) */
+	STR("BUILD_COMMAND", V_OPTCOMMAND, build_command, ""),
 	NUM("BUILD_TIMEOUT", build_timeout, 1, 86400, "600"),
 	NUM("READY_TIMEOUT", ready_timeout, 1, 3600, "60"),
 	STR("HEALTH_PATH", V_URLPATH, health_path, "/healthz"),
 	NUM("HEALTH_TIMEOUT", health_timeout, 1, 3600, "10"),
 	NUM("LOCK_TIMEOUT", lock_timeout, 0, 86400, "300"),
 	STR("PROBE_SOCKET_DIR", V_PATH, probe_socket_dir, "/run"),
+	/* what an app's sandbox may be given (app.json myapp-zdd.needs) */
+	STR("SANDBOX_GRANTS", V_GRANTS, sandbox_grants, ""),
 	STR("SYSTEMCTL", V_PROGRAM, systemctl, "systemctl"),
 	STR("JOURNALCTL", V_PROGRAM, journalctl, "journalctl"),
 	STR("GIT", V_PROGRAM, git, "git"),
+	STR("SYSTEMD_ANALYZE", V_PROGRAM, systemd_analyze, "systemd-analyze"),
 	/* the site's, in server.conf */
 	STR("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
 	STR("SERVER_NAME", V_HOSTS, server_name, "localhost"),
@@ -221,6 +227,13 @@ valid_kind(enum value_kind kind, const char *v)
 		return valid_branch(v);
 	case V_COMMAND:
 		return v[0] != '\0' && !has_control_chars(v);
+	case V_OPTCOMMAND:
+		return !has_control_chars(v);
+	case V_GRANTS: {
+		unsigned grants;
+
+		return grants_parse(v, &grants) == 0;
+	}
 	case V_URLPATH:
 		if (v[0] != '/')
 			return false;
@@ -257,6 +270,10 @@ kind_hint(enum value_kind kind)
 		return "a git branch name";
 	case V_COMMAND:
 		return "a non-empty shell command on one line";
+	case V_OPTCOMMAND:
+		return "a shell command on one line, or empty";
+	case V_GRANTS:
+		return "empty, or jit, network or both separated by a comma";
 	case V_URLPATH:
 		return "a URL path starting with '/', no spaces";
 	case V_PROGRAM:

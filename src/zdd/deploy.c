@@ -1,10 +1,17 @@
 /*
  * The handover: deploy, rollback and restart all go through it.
  *
- *   lock -> [checkout -> build] -> start <APP>@<id> beside the live one
- *   -> health via its own probe socket -> swap previous, current
+ *   lock -> [checkout -> spec -> build] -> start <APP>@<id> beside the
+ *   live one -> health via its own probe socket -> swap previous, current
  *   -> restart <APP>.service (the side instance keeps serving)
  *   -> health of main -> stop the side instance -> [prune] -> history
+ *
+ * A release that does not send READY=1 (readiness "health", app_spec.c)
+ * and may serve only fd 3 is started with a twin, <APP>-twin@<id>, whose
+ * only socket is the side instance's probe socket: the twin's health
+ * stands for the release's; the side instance and then main are given the
+ * time the twin took (and must still be running after it) instead of a
+ * probe of their own.  docs/architecture.md says why and what it costs.
  *
  * Before the swap every failure leaves the live release untouched.  After
  * it, a failure swaps back and restarts main on the old release; if even
@@ -53,6 +60,9 @@ struct run {
 	char side_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 16];
 	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
 	char side_socket[ZDD_PATH_MAX + 96];
+	char twin_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24]; /* health readiness */
+	struct app_spec spec; /* of the release being handed over to */
+	double healthy_s;     /* how long the new release took to be healthy */
 	char reason[1024];
 	char final[1536];
 };
@@ -187,6 +197,15 @@ stop_side(struct run *r)
 	    r, STOP_TIMEOUT_S, "stop", r->side_unit, r->side_probe_unit);
 }
 
+static int
+stop_twin(struct run *r)
+{
+	int rc = systemctl(r, STOP_TIMEOUT_S, "stop", r->twin_unit, NULL);
+
+	units_reset_failed(r->cfg, r->twin_unit, NULL);
+	return rc;
+}
+
 /*
  * The one way a run ends on failure: stop the side instance (when there is
  * one: its journal first if it tells why), remove the release this run
@@ -198,6 +217,8 @@ fail(struct run *r, int code, enum undo undo)
 {
 	if ((undo & UNDO_SIDE) && r->side_unit[0] != '\0') {
 		stop_side(r);
+		if (r->twin_unit[0] != '\0')
+			stop_twin(r);
 		if (r->show_journal)
 			logs_tail(r->cfg, r->side_unit, JOURNAL_LINES);
 		/* The refused release was reported above: leave no "failed"
@@ -288,21 +309,112 @@ checkout_step(struct run *r)
 	return rc;
 }
 
+/* "exposure 1.0 OK (systemd-analyze security myapp.service)" */
+static int
+unit_exposure_line(const struct run *r, char *out, size_t n)
+{
+	char level[64];
+
+	if (profile_exposure(r->cfg, r->main_unit, level, sizeof(level)) < 0)
+		return -EIO;
+	snprintf(out, n, "exposure: %s (systemd-analyze security %s)", level,
+	    r->main_unit);
+	return 0;
+}
+
+/*
+ * What the release declares (Procfile, app.json), checked against what the
+ * admin grants; one line each for what runs and how it is judged ready.
+ */
+static int
+load_spec(struct run *r)
+{
+	char dir[ZDD_RELEASE_PATH_MAX], line[512], why[ZDD_WHY_MAX];
+	int rc;
+
+	if (release_path(r->cfg->app_root, r->id, NULL, dir, sizeof(dir)) < 0) {
+		snprintf(r->reason, sizeof(r->reason), "release path too long");
+		return -ENAMETOOLONG;
+	}
+	rc = app_spec_load(dir, &r->spec, r->reason, sizeof(r->reason));
+	if (rc < 0)
+		return rc;
+	rc = profile_check(r->cfg, r->spec.json.needs, line, sizeof(line),
+	    r->reason, sizeof(r->reason));
+	if (rc < 0)
+		return rc;
+	if (r->spec.web != NULL)
+		log_info("       process: web: %s (Procfile)", r->spec.web);
+	else
+		log_info("       process: web: ./start (no Procfile web:)");
+	log_info("       profile: %s", line);
+	if (unit_exposure_line(r, why, sizeof(why)) == 0)
+		log_info("       %s", why);
+	log_info("       readiness: %s (%s)", readiness_name(r->spec.readiness),
+	    r->spec.readiness_why);
+	return 0;
+}
+
+static int
+spec_step(struct run *r)
+{
+	return load_spec(r);
+}
+
 static int
 build_step(struct run *r)
 {
-	const char *command =
-	    r->rq->build_command ? r->rq->build_command : r->cfg->build_command;
+	const struct deploy_request *rq = r->rq;
+	char dir[ZDD_RELEASE_PATH_MAX];
+	struct build_plan plan;
+	const char *given = NULL, *given_why = "";
+	int rc;
 
-	return build_run(r->cfg, r->id, command, r->reason, sizeof(r->reason));
+	if (rq->build_command != NULL) {
+		given = rq->build_command;
+		given_why = "deploy --build-command";
+	} else if (r->spec.json.build[0] != '\0') {
+		given = r->spec.json.build;
+		given_why = "app.json myapp-zdd.build";
+	} else if (r->cfg->build_command[0] != '\0') {
+		given = r->cfg->build_command;
+		given_why = "the BUILD_COMMAND setting";
+	}
+	if (release_path(r->cfg->app_root, r->id, NULL, dir, sizeof(dir)) < 0) {
+		snprintf(r->reason, sizeof(r->reason), "release path too long");
+		return -ENAMETOOLONG;
+	}
+	rc = builder_plan(
+	    dir, given, given_why, &plan, r->reason, sizeof(r->reason));
+	if (rc < 0)
+		return rc;
+	log_info("       builder: %s (%s)", plan.name, plan.why);
+	if (plan.command[0] != '\0') {
+		if (strcmp(plan.name, "command") != 0)
+			log_info("       running: %s", plan.command);
+		rc = build_run(r->cfg, r->id, plan.command, r->reason,
+		    sizeof(r->reason));
+	}
+	if (rc == 0)
+		rc = app_spec_check_runnable(
+		    dir, &r->spec, r->reason, sizeof(r->reason));
+	return rc;
 }
 
+static bool
+health_mode(const struct run *r)
+{
+	return r->spec.readiness == ZDD_READY_HEALTH;
+}
+
+/* With health readiness the twin starts with the side instance. */
 static int
 start_side(struct run *r)
 {
 	int rc;
 
-	rc = systemctl(r, r->cfg->ready_timeout, "start", r->side_unit, NULL);
+	rc = systemctl(r, r->cfg->ready_timeout, "start", r->side_unit,
+	    health_mode(r) ? r->twin_unit : NULL);
 	if (rc == -ETIMEDOUT)
 		snprintf(r->reason, sizeof(r->reason),
 		    "%s did not become "
@@ -317,13 +429,90 @@ start_side(struct run *r)
 	return rc;
 }
 
+static void
+pause_seconds(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
+
+	while (!zdd_interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Health readiness: how long an instance of this release is given before
+ * it is trusted to serve (the twin's time to health, at least a second,
+ * and the app.json uptime), and then it must still be running.
+ */
+static double
+settle_seconds(const struct run *r)
+{
+	double s = r->healthy_s + 0.5;
+
+	if (s < 1.0)
+		s = 1.0;
+	if (r->spec.json.health.uptime_s > s)
+		s = r->spec.json.health.uptime_s;
+	return s;
+}
+
+static int
+still_running(const struct run *r, const char *unit,
+    const struct unit_state *was, char *reason, size_t reasonlen)
+{
+	struct unit_state now;
+	char why[ZDD_WHY_MAX];
+
+	if (units_state(r->cfg, unit, &now, why, sizeof(why)) < 0) {
+		log_err("%s", why);
+		snprintf(reason, reasonlen, "cannot read the state of %s", unit);
+		return -EIO;
+	}
+	if (strcmp(now.active, "active") != 0 ||
+	    (was != NULL &&
+		(now.main_pid != was->main_pid ||
+		    now.restarts != was->restarts))) {
+		snprintf(reason, reasonlen,
+		    "%s did not stay up (%s, %s); journal above", unit,
+		    now.active,
+		    was && now.main_pid != was->main_pid ? "restarted"
+							 : "stopped");
+		return -EIO;
+	}
+	return 0;
+}
+
 static int
 side_healthy(struct run *r)
 {
-	int rc;
+	const struct health_check *h = &r->spec.json.health;
+	double t0 = clock_seconds();
+	char note[512];
+	int rc = 0;
 
-	rc = probe_wait_healthy(r->side_socket, r->cfg->health_path,
-	    r->cfg->health_timeout, r->reason, sizeof(r->reason));
+	if (h->declared && h->path[0] == '\0')
+		pause_seconds(h->uptime_s); /* an uptime check only */
+	else
+		rc = probe_check(r->side_socket, h, r->cfg->health_path,
+		    r->cfg->health_timeout, health_mode(r) && !h->declared,
+		    note, sizeof(note), r->reason, sizeof(r->reason));
+	if (rc == 0 && note[0] != '\0' && !(h->declared && !h->path[0]))
+		log_info("       %s", note);
+	if (rc == 0 && health_mode(r)) {
+		/* the start step's time counts: side and twin started
+		 * together */
+		r->healthy_s = r->rec.nsteps > 0
+		    ? r->rec.steps[r->rec.nsteps - 1].seconds +
+			clock_seconds() - t0
+		    : clock_seconds() - t0;
+		rc = still_running(r, r->twin_unit, NULL, r->reason,
+		    sizeof(r->reason));
+		if (rc == 0) {
+			stop_twin(r);
+			pause_seconds(settle_seconds(r) - r->healthy_s);
+			rc = still_running(r, r->side_unit, NULL, r->reason,
+			    sizeof(r->reason));
+		}
+	}
 	r->show_journal = rc < 0;
 	return rc;
 }
@@ -374,19 +563,38 @@ restart_main(struct run *r)
 static int
 main_healthy(const struct run *r, char *why, size_t whylen)
 {
-	char sock[ZDD_PATH_MAX + 96];
+	char sock[ZDD_PATH_MAX + 96], note[512];
 
 	if (probe_socket_path(r->cfg, NULL, sock, sizeof(sock)) < 0) {
 		snprintf(why, whylen, "probe socket path too long");
 		return -ENAMETOOLONG;
 	}
-	return probe_wait_healthy(
-	    sock, r->cfg->health_path, r->cfg->health_timeout, why, whylen);
+	return probe_check(sock, &r->spec.json.health, r->cfg->health_path,
+	    r->cfg->health_timeout, false, note, sizeof(note), why, whylen);
+}
+
+/* Health readiness: main is given the settle time and must stay up. */
+static int
+main_settled(const struct run *r, char *reason, size_t reasonlen)
+{
+	struct unit_state was;
+	char why[ZDD_WHY_MAX];
+
+	if (units_state(r->cfg, r->main_unit, &was, why, sizeof(why)) < 0) {
+		log_err("%s", why);
+		snprintf(reason, reasonlen, "cannot read the state of %s",
+		    r->main_unit);
+		return -EIO;
+	}
+	pause_seconds(settle_seconds(r));
+	return still_running(r, r->main_unit, &was, reason, reasonlen);
 }
 
 static int
 verify_main(struct run *r)
 {
+	if (health_mode(r))
+		return main_settled(r, r->reason, sizeof(r->reason));
 	return main_healthy(r, r->reason, sizeof(r->reason));
 }
 
@@ -401,6 +609,25 @@ restore_links(struct run *r)
 	if (rc < 0)
 		log_err("%s", why);
 	return rc;
+}
+
+/* Main back on the release that was live: judged by that release's own
+ * declarations. */
+static int
+old_release_healthy(struct run *r, char *why, size_t whylen)
+{
+	char dir[ZDD_RELEASE_PATH_MAX];
+
+	if (release_path(r->cfg->app_root, r->old.current, NULL, dir,
+		sizeof(dir)) < 0 ||
+	    app_spec_load(dir, &r->spec, why, whylen) < 0) {
+		snprintf(why, whylen, "cannot read what %s declares",
+		    r->old.current);
+		return -EINVAL;
+	}
+	if (health_mode(r))
+		return main_settled(r, why, whylen);
+	return main_healthy(r, why, whylen);
 }
 
 /*
@@ -437,7 +664,8 @@ fail_after_swap(struct run *r)
 		    "was live before");
 		return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 	}
-	if (restart_main_unit(r) < 0 || main_healthy(r, why, sizeof(why)) < 0) {
+	if (restart_main_unit(r) < 0 || old_release_healthy(r, why,
+						sizeof(why)) < 0) {
 		snprintf(r->final, sizeof(r->final),
 		    "%s did not come back on "
 		    "%s either; %s left running to keep serving %s",
@@ -459,6 +687,9 @@ handover(struct run *r)
 	unit_name(cfg, "side", r->id, r->side_unit, sizeof(r->side_unit));
 	unit_name(cfg, "side-probe", r->id, r->side_probe_unit,
 	    sizeof(r->side_probe_unit));
+	if (health_mode(r))
+		unit_name(cfg, "twin", r->id, r->twin_unit,
+		    sizeof(r->twin_unit));
 	if (probe_socket_path(
 		cfg, r->id, r->side_socket, sizeof(r->side_socket)) < 0) {
 		snprintf(r->reason, sizeof(r->reason),
@@ -525,7 +756,8 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	}
 	r.new_release = true;
 	log_info("       release %s (revision %s)", r.id, r.sha);
-	if (step(&r, "build", build_step) < 0 || interrupted(&r, "build"))
+	if (step(&r, "spec", spec_step) < 0 ||
+	    step(&r, "build", build_step) < 0 || interrupted(&r, "build"))
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_ALL);
 	rc = handover(&r);
 	if (rc != 0)
@@ -541,14 +773,24 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	return finish(&r, ZDD_EXIT_OK);
 }
 
-static bool
-release_startable(const struct zdd_config *cfg, const char *id)
+/* What the release to hand over to declares, checked against the grants;
+ * a failure says why in r->reason. */
+static int
+load_existing_spec(struct run *r)
 {
-	char path[ZDD_RELEASE_PATH_MAX];
+	char dir[ZDD_RELEASE_PATH_MAX];
 
-	return release_path(cfg->app_root, id, "start", path, sizeof(path)) ==
-	    0 &&
-	    access(path, X_OK) == 0;
+	if (!release_id_valid(r->id) ||
+	    release_path(r->cfg->app_root, r->id, NULL, dir, sizeof(dir)) < 0 ||
+	    !path_exists(dir)) {
+		snprintf(r->reason, sizeof(r->reason),
+		    "release %s does not exist", r->id);
+		return -ENOENT;
+	}
+	if (load_spec(r) < 0)
+		return -EINVAL;
+	return app_spec_check_runnable(
+	    dir, &r->spec, r->reason, sizeof(r->reason));
 }
 
 int
@@ -582,12 +824,12 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 	snprintf(r.id, sizeof(r.id), "%s", id ? id : r.old.previous);
 	log_info("-----> %s: rolling back from %s to %s", cfg->app,
 	    live_text(r.old.current), r.id);
-	if (strcmp(r.id, r.old.current) == 0 || !release_startable(cfg, r.id)) {
-		snprintf(r.reason, sizeof(r.reason),
-		    strcmp(r.id, r.old.current) == 0
-			? "%s is already live"
-			: "release %s does not exist or has no executable start",
-		    r.id);
+	if (strcmp(r.id, r.old.current) == 0) {
+		snprintf(r.reason, sizeof(r.reason), "%s is already live", r.id);
+		r.id[0] = '\0';
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
+	}
+	if (load_existing_spec(&r) < 0) {
 		r.id[0] = '\0';
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
@@ -617,6 +859,8 @@ restart_run(const struct zdd_config *cfg, const char *user)
 	}
 	snprintf(r.id, sizeof(r.id), "%s", r.old.current);
 	log_info("-----> %s: restarting %s through a handover", cfg->app, r.id);
+	if (load_existing_spec(&r) < 0)
+		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	if (release_read_file(
 		cfg->app_root, r.id, "REVISION", r.sha, sizeof(r.sha)) < 0)
 		r.sha[0] = '\0';

@@ -77,6 +77,11 @@ static const struct command commands[] = {
 	    .args = "defaults|list|check|get KEY|check KEY=VALUE...",
 	    .help = "the settings' defaults, values and checks\n"
 		    "(for the package's scripts; changes nothing)" },
+	{ .name = "launch",
+	    .run_raw = launch_command,
+	    .args = "[TYPE]",
+	    .help = "(the app's units) run the release's Procfile TYPE\n"
+		    "(default web), or ./start" },
 	{ .name = "logs-serve",
 	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"

@@ -82,6 +82,12 @@ probe_get(
 }
 
 /* Retry until 200 or HEALTH_TIMEOUT; why says what the last try saw. */
+static bool
+ok_code(long code)
+{
+	return code >= 200 && code < 300;
+}
+
 int
 probe_wait_healthy(const char *socket_path, const char *path,
     unsigned timeout_s, char *why, size_t whylen)
@@ -113,5 +119,77 @@ probe_wait_healthy(const char *socket_path, const char *path,
 	else
 		snprintf(why, whylen, "GET %s via %s: no answer within %u s",
 		    path, socket_path, timeout_s);
+	return -EIO;
+}
+
+static void
+sleep_seconds(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
+
+	while (!zdd_interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A check declared in app.json (Dokku's semantics: initialDelay, then up
+ * to attempts tries of timeout seconds each, wait seconds apart; 2xx is
+ * healthy), else HEALTH_PATH until total_s.  lenient (an app that did not
+ * declare a check and has no READY=1 to go by): when HEALTH_PATH answers
+ * 404, GET / answering 2xx or 3xx is taken instead, and note says what to
+ * declare.
+ */
+int
+probe_check(const char *socket_path, const struct health_check *h,
+    const char *default_path, unsigned total_s, bool lenient, char *note,
+    size_t notelen, char *why, size_t whylen)
+{
+	const char *path = h->declared ? h->path : default_path;
+	unsigned attempts = h->declared ? h->attempts : 0;
+	long attempt_ms = h->declared && h->timeout_s ? h->timeout_s * 1000L
+						     : ATTEMPT_TIMEOUT_MS;
+	double wait = h->declared && h->wait_s ? h->wait_s
+					       : RETRY_PAUSE_MS / 1000.0;
+	double deadline;
+	long code = 0, root_code = 0;
+	unsigned tries = 0;
+	int rc = -ECONNREFUSED;
+
+	note[0] = '\0';
+	if (h->declared && h->initial_delay_s)
+		sleep_seconds(h->initial_delay_s);
+	deadline = clock_seconds() + total_s;
+	for (;;) {
+		double left_ms = (deadline - clock_seconds()) * 1000;
+		long ms = attempt_ms;
+
+		if (attempts == 0 && left_ms < ms)
+			ms = left_ms < 100 ? 100 : (long)left_ms;
+		rc = probe_get(socket_path, path, ms, &code);
+		tries++;
+		if (rc == 0 && ok_code(code))
+			return 0;
+		if (rc == 0 && code == 404 && lenient &&
+		    probe_get(socket_path, "/", ms, &root_code) == 0 &&
+		    root_code >= 200 && root_code < 400) {
+			snprintf(note, notelen,
+			    "no health check declared and GET %s answered 404; "
+			    "GET / answered %ld, taken as healthy: declare "
+			    "one in app.json (healthchecks.web[].path)",
+			    path, root_code);
+			return 0;
+		}
+		if (zdd_interrupted || (attempts > 0 && tries >= attempts) ||
+		    (attempts == 0 && clock_seconds() >= deadline))
+			break;
+		sleep_seconds(wait);
+	}
+	if (rc == 0)
+		snprintf(why, whylen, "GET %s via %s answered %ld, not 2xx (%u %s)",
+		    path, socket_path, code, tries,
+		    tries == 1 ? "try" : "tries");
+	else
+		snprintf(why, whylen, "GET %s via %s: no answer (%u %s)", path,
+		    socket_path, tries, tries == 1 ? "try" : "tries");
 	return -EIO;
 }

@@ -4,13 +4,15 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zdd.h"
 
 /* kind: "main" <APP>.service, "side" <APP>@<id>.service,
  * "side-probe" <APP>-probe@<id>.socket, "socket" <APP>.socket,
- * "probe" <APP>-probe.socket. */
+ * "probe" <APP>-probe.socket, "twin" <APP>-twin@<id>.service (on the side
+ * instance's probe socket alone). */
 int
 unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n)
@@ -25,6 +27,8 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s-probe.socket", cfg->app);
 	else if (strcmp(kind, "side") == 0 && id)
 		len = snprintf(out, n, "%s@%s.service", cfg->app, id);
+	else if (strcmp(kind, "twin") == 0 && id)
+		len = snprintf(out, n, "%s-twin@%s.service", cfg->app, id);
 	else if (strcmp(kind, "side-probe") == 0 && id)
 		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
 	else
@@ -87,6 +91,40 @@ units_reset_failed(
 	int status;
 
 	(void)spawn_capture(argv, &o, out, sizeof(out), &status);
+}
+
+/* ActiveState, MainPID and NRestarts of unit. */
+int
+units_state(const struct zdd_config *cfg, const char *unit,
+    struct unit_state *st, char *why, size_t whylen)
+{
+	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
+		"ActiveState", "-p", "MainPID", "-p", "NRestarts", (char *)unit,
+		NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
+	char out[1024], *save = NULL;
+	int status, rc;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->active, sizeof(st->active), "unknown");
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc < 0 || !spawn_ok(status)) {
+		snprintf(why, whylen, "systemctl show %s failed", unit);
+		return rc < 0 ? rc : -EIO;
+	}
+	for (char *line = strtok_r(out, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "ActiveState=", 12) == 0)
+			snprintf(st->active, sizeof(st->active), "%s",
+			    line + 12);
+		else if (strncmp(line, "MainPID=", 8) == 0)
+			st->main_pid = strtol(line + 8, NULL, 10);
+		else if (strncmp(line, "NRestarts=", 10) == 0)
+			st->restarts = strtoul(line + 10, NULL, 10);
+	}
+	return 0;
 }
 
 /* Print a unit's state in one line: "<unit>: active (running) since ...". */

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define ZDD_VERSION "0.2.0"
+#define ZDD_VERSION "0.3.0"
 #define ZDD_DEFAULT_CONFIG "/etc/myapp-zdd/myapp-zdd.conf"
 #define ZDD_CLEAN_PATH "/usr/local/bin:/usr/bin:/bin"
 
@@ -58,10 +58,12 @@ struct zdd_config {
 	unsigned health_timeout;
 	unsigned lock_timeout;
 	char probe_socket_dir[ZDD_PATH_MAX];
+	char sandbox_grants[32]; /* "", "jit", "network", "jit,network" */
 	/* Programs run; overridable so tests can stand in for systemd. */
 	char systemctl[ZDD_PATH_MAX];
 	char journalctl[ZDD_PATH_MAX];
 	char git[ZDD_PATH_MAX];
+	char systemd_analyze[ZDD_PATH_MAX];
 	/* Site settings (server.conf): checked here, used by the package. */
 	char listen[ZDD_PATH_MAX];
 	char server_name[ZDD_VALUE_MAX];
@@ -191,6 +193,13 @@ int units_run(const struct zdd_config *cfg, unsigned timeout_s,
 void units_reset_failed(
     const struct zdd_config *cfg, const char *unit1, const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
+struct unit_state {
+	char active[32]; /* ActiveState */
+	long main_pid;
+	unsigned long restarts; /* NRestarts */
+};
+int units_state(const struct zdd_config *cfg, const char *unit,
+    struct unit_state *st, char *why, size_t whylen);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
 
 /* logs.c */
@@ -208,6 +217,91 @@ int probe_get(
     const char *socket_path, const char *path, long timeout_ms, long *code);
 int probe_wait_healthy(const char *socket_path, const char *path,
     unsigned timeout_s, char *why, size_t whylen);
+struct health_check;
+int probe_check(const char *socket_path, const struct health_check *h,
+    const char *default_path, unsigned total_s, bool lenient, char *note,
+    size_t notelen, char *why, size_t whylen);
+
+/* file_read.c */
+int file_read_bounded(
+    const char *path, size_t max, char **text, char *why, size_t whylen);
+
+/* procfile.c */
+#define ZDD_PROC_TYPE_MAX 32
+#define ZDD_PROC_CMD_MAX 2048
+#define ZDD_PROCS_MAX 16
+struct procfile {
+	struct {
+		char type[ZDD_PROC_TYPE_MAX + 1];
+		char command[ZDD_PROC_CMD_MAX];
+	} procs[ZDD_PROCS_MAX];
+	size_t n;
+};
+int procfile_parse(const char *text, struct procfile *p, char *why,
+    size_t whylen);
+int procfile_load(const char *path, struct procfile *p, char *why,
+    size_t whylen);
+const char *procfile_command(const struct procfile *p, const char *type);
+
+/* app_json.c */
+enum zdd_need { ZDD_NEED_JIT = 1 << 0, ZDD_NEED_NETWORK = 1 << 1 };
+enum zdd_readiness { ZDD_READY_UNSET, ZDD_READY_NOTIFY, ZDD_READY_HEALTH };
+struct health_check {
+	char path[ZDD_REF_MAX]; /* "": no HTTP check (uptime only) */
+	unsigned attempts;      /* 0: retry until the timeout */
+	unsigned timeout_s;     /* per attempt; 0: the default */
+	unsigned wait_s;        /* between attempts */
+	unsigned initial_delay_s;
+	unsigned uptime_s; /* the process must stay up this long */
+	bool declared;
+};
+struct app_json {
+	struct health_check health;
+	unsigned needs; /* enum zdd_need bits */
+	enum zdd_readiness readiness;
+	char build[ZDD_VALUE_MAX];
+};
+int needs_parse(const char *name, unsigned *bit);
+void needs_format(unsigned needs, char *out, size_t n);
+int app_json_parse(const char *text, struct app_json *a, char *why,
+    size_t whylen);
+int app_json_load(const char *path, struct app_json *a, char *why,
+    size_t whylen);
+
+/* app_spec.c */
+struct app_spec {
+	struct procfile procfile;
+	bool has_procfile;
+	const char *web; /* the Procfile's web command; NULL: ./start */
+	struct app_json json;
+	enum zdd_readiness readiness;
+	char readiness_why[128];
+};
+int app_spec_load(const char *dir, struct app_spec *s, char *why,
+    size_t whylen);
+int app_spec_check_runnable(
+    const char *dir, const struct app_spec *s, char *why, size_t whylen);
+const char *readiness_name(enum zdd_readiness r);
+
+/* builder.c */
+struct build_plan {
+	char name[16]; /* make, npm, python, go, command, none */
+	char why[256];
+	char command[ZDD_VALUE_MAX + 128]; /* "": nothing to run */
+};
+int builder_plan(const char *dir, const char *given, const char *given_why,
+    struct build_plan *p, char *why, size_t whylen);
+size_t builder_env(char **env, size_t n);
+
+/* profile.c */
+int grants_parse(const char *text, unsigned *grants);
+int profile_check(const struct zdd_config *cfg, unsigned needs, char *line,
+    size_t n, char *why, size_t whylen);
+int profile_exposure(
+    const struct zdd_config *cfg, const char *unit, char *out, size_t n);
+
+/* launch.c */
+int launch_command(const char *config_path, int argc, char *argv[]);
 
 /* history.c */
 struct step_time {

@@ -196,7 +196,7 @@ test_config(void)
 	snprintf(longval, sizeof(longval), "BUILD_COMMAND=%0*d",
 	    ZDD_VALUE_MAX + 5, 0);
 	ok(config_parse_line(&c, longval, "t:1") == -EINVAL &&
-		strcmp(c.build_command, "make") == 0,
+		c.build_command[0] == '\0',
 	    "over-long value refused");
 }
 

@@ -1,0 +1,112 @@
+/*
+ * `myapp-zdd launch [TYPE]`: the ExecStart= of the app's units, run by
+ * systemd as the app's user in its sandbox, in the release directory.
+ * It runs the Procfile's TYPE (default web) with bash -c, as Heroku does
+ * (bash execs a simple command, so the app keeps the PID systemd gave
+ * LISTEN_PID to), or ./start when the release has no web process.
+ *
+ * An app that does not send READY=1 itself (readiness "health") is
+ * declared started here, before the exec, from the same PID; the engine
+ * then judges it by its health check.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "zdd.h"
+
+/* PATH gets the release's own tool directories first, when they exist. */
+static int
+release_path_env(void)
+{
+	static const char *const dirs[] = { ".venv/bin", "node_modules/.bin" };
+	char cwd[PATH_MAX], path[3 * PATH_MAX + 64];
+	const char *old = getenv("PATH");
+	size_t used = 0;
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -errno;
+	path[0] = '\0';
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		struct stat st;
+		int len;
+
+		if (stat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		len = snprintf(path + used, sizeof(path) - used, "%s/%s:", cwd,
+		    dirs[i]);
+		if (len < 0 || (size_t)len >= sizeof(path) - used)
+			return -ENAMETOOLONG;
+		used += (size_t)len;
+	}
+	if (used == 0)
+		return 0;
+	if (snprintf(path + used, sizeof(path) - used, "%s",
+		old ? old : ZDD_CLEAN_PATH) >= (int)(sizeof(path) - used))
+		return -ENAMETOOLONG;
+	if (access(".venv/bin", F_OK) == 0) {
+		char venv[PATH_MAX + 8];
+
+		snprintf(venv, sizeof(venv), "%s/.venv", cwd);
+		if (setenv("VIRTUAL_ENV", venv, 1) < 0)
+			return -errno;
+	}
+	return setenv("PATH", path, 1) < 0 ? -errno : 0;
+}
+
+int
+launch_command(const char *config_path, int argc, char *argv[])
+{
+	const char *type = argc > 0 ? argv[0] : "web";
+	char why[ZDD_WHY_MAX];
+	static struct app_spec spec;
+	const char *command;
+	int rc;
+
+	(void)config_path; /* the sandbox hides the settings: none needed */
+	if (argc > 1) {
+		fprintf(stderr, "usage: myapp-zdd launch [TYPE]\n");
+		return ZDD_EXIT_USAGE;
+	}
+	rc = app_spec_load(".", &spec, why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "myapp-zdd launch: %s\n", why);
+		return ZDD_EXIT_FAILED;
+	}
+	command = spec.has_procfile ? procfile_command(&spec.procfile, type)
+				    : NULL;
+	if (command == NULL && strcmp(type, "web") != 0) {
+		fprintf(stderr,
+		    "myapp-zdd launch: the Procfile declares no '%s:' "
+		    "process\n",
+		    type);
+		return ZDD_EXIT_FAILED;
+	}
+	rc = release_path_env();
+	if (rc < 0) {
+		errno = -rc;
+		fprintf(stderr, "myapp-zdd launch: cannot set PATH: %m\n");
+		return ZDD_EXIT_FAILED;
+	}
+	if (spec.readiness == ZDD_READY_HEALTH) {
+		rc = sd_notify(0, "READY=1\nSTATUS=started; the deploy engine "
+				  "judges readiness by the health check");
+		if (rc < 0) {
+			errno = -rc;
+			fprintf(stderr, "myapp-zdd launch: sd_notify: %m\n");
+		}
+	}
+	if (command != NULL)
+		execl("/bin/bash", "bash", "-c", command, (char *)NULL);
+	else
+		execl("./start", "./start", (char *)NULL);
+	fprintf(stderr, "myapp-zdd launch: cannot run %s: %m\n",
+	    command ? "/bin/bash" : "./start");
+	return 127;
+}
