@@ -38,6 +38,33 @@ releases_show(const struct zdd_config *cfg)
 	return ZDD_EXIT_OK;
 }
 
+/* What the live release declares, and the sandbox it runs in. */
+static int
+live_declared(
+    const struct zdd_config *cfg, const char *id, struct app_spec *spec)
+{
+	char dir[ZDD_RELEASE_PATH_MAX], why[ZDD_WHY_MAX], line[512];
+	char level[64], unit[ZDD_NAME_MAX + 16];
+
+	if (release_path(cfg->app_root, id, NULL, dir, sizeof(dir)) < 0 ||
+	    app_spec_load(dir, spec, why, sizeof(why)) < 0) {
+		log_info("process:  unknown (%s)", why);
+		return -EINVAL;
+	}
+	log_info("process:  web: %s", spec->web ? spec->web : "./start");
+	log_info("readiness: %s", readiness_name(spec->readiness));
+	if (profile_check(cfg, spec->json.needs, line, sizeof(line), why,
+		sizeof(why)) < 0)
+		log_info("profile:  %s", why);
+	else
+		log_info("profile:  %s", line);
+	if (unit_name(cfg, "main", NULL, unit, sizeof(unit)) == 0 &&
+	    profile_exposure(cfg, unit, level, sizeof(level)) == 0)
+		log_info("exposure: %s (systemd-analyze security %s)", level,
+		    unit);
+	return 0;
+}
+
 int
 status_show(const struct zdd_config *cfg)
 {
@@ -45,6 +72,9 @@ status_show(const struct zdd_config *cfg)
 	char why[ZDD_WHY_MAX];
 	char link[ZDD_PATH_MAX + 16], sock[ZDD_PATH_MAX + 96], unit[128];
 	static const char *const kinds[] = { "socket", "main", "probe" };
+	static struct app_spec spec;
+	char note[512];
+	const char *path;
 	struct links l;
 	struct stat st;
 	struct tm tm;
@@ -78,13 +108,26 @@ status_show(const struct zdd_config *cfg)
 			code = ZDD_EXIT_FAILED;
 	}
 	units_side_instances(cfg, false);
-	if (probe_socket_path(cfg, NULL, sock, sizeof(sock)) < 0)
+	if (l.current_rc == 0 && live_declared(cfg, l.current, &spec) < 0)
+		code = ZDD_EXIT_FAILED;
+	/* An app judged by its health check may serve fd 3 alone: ask the
+	 * public socket (whichever instance answers is the live one). */
+	if (spec.readiness == ZDD_READY_HEALTH && cfg->listen[0] == '/')
+		snprintf(sock, sizeof(sock), "%s", cfg->listen);
+	else if (probe_socket_path(cfg, NULL, sock, sizeof(sock)) < 0)
 		return ZDD_EXIT_FAILED;
+	path = spec.json.health.declared && spec.json.health.path[0]
+	    ? spec.json.health.path
+	    : cfg->health_path;
 	t0 = clock_seconds();
-	if (probe_wait_healthy(sock, cfg->health_path, STATUS_PROBE_S, why,
-		sizeof(why)) == 0) {
-		log_info("health:   200 from %s via %s (%.0f ms)",
-		    cfg->health_path, sock, (clock_seconds() - t0) * 1000);
+	if (spec.readiness == ZDD_READY_HEALTH && cfg->listen[0] != '/') {
+		log_info("health:   not probed (the app listens on %s only)",
+		    cfg->listen);
+	} else if (probe_check(sock, &spec.json.health, cfg->health_path,
+		       STATUS_PROBE_S, spec.readiness == ZDD_READY_HEALTH, note,
+		       sizeof(note), why, sizeof(why)) == 0) {
+		log_info("health:   200 from %s via %s (%.0f ms)%s%s", path, sock,
+		    (clock_seconds() - t0) * 1000, note[0] ? "; " : "", note);
 	} else {
 		log_info("health:   FAILED: %s", why);
 		code = ZDD_EXIT_FAILED;

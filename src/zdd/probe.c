@@ -81,45 +81,10 @@ probe_get(
 	return cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
 }
 
-/* Retry until 200 or HEALTH_TIMEOUT; why says what the last try saw. */
 static bool
 ok_code(long code)
 {
 	return code >= 200 && code < 300;
-}
-
-int
-probe_wait_healthy(const char *socket_path, const char *path,
-    unsigned timeout_s, char *why, size_t whylen)
-{
-	double deadline = clock_seconds() + timeout_s;
-	struct timespec pause = { 0, RETRY_PAUSE_MS * 1000000L };
-	long code = 0;
-	int rc;
-
-	for (;;) {
-		double left_ms = (deadline - clock_seconds()) * 1000;
-
-		rc = probe_get(socket_path, path,
-		    left_ms < ATTEMPT_TIMEOUT_MS
-			? (left_ms < 100 ? 100 : (long)left_ms)
-			: ATTEMPT_TIMEOUT_MS,
-		    &code);
-		if (rc == 0 && code == 200)
-			return 0;
-		if (clock_seconds() >= deadline || zdd_interrupted)
-			break;
-		nanosleep(&pause, NULL);
-	}
-	if (rc == 0)
-		snprintf(why, whylen,
-		    "GET %s via %s answered %ld, not 200 "
-		    "(for %u s)",
-		    path, socket_path, code, timeout_s);
-	else
-		snprintf(why, whylen, "GET %s via %s: no answer within %u s",
-		    path, socket_path, timeout_s);
-	return -EIO;
 }
 
 static void

@@ -111,16 +111,13 @@ profile_exposure(
 	colon++;
 	while (*colon == ' ')
 		colon++;
-	snprintf(out, n, "%.*s", (int)strcspn(colon, "\n"), colon);
-	/* drop the terminal's colour codes, if any */
-	for (char *p = out; (p = strchr(p, '\033')) != NULL;) {
-		char *end = strchr(p, 'm');
+	/* "0.6 SAFE" and no more: the rest is a face (an emoji in UTF-8) */
+	{
+		size_t num = strcspn(colon, " \n"), word = 0;
 
-		if (end == NULL) {
-			*p = '\0';
-			break;
-		}
-		memmove(p, end + 1, strlen(end + 1) + 1);
+		if (colon[num] == ' ')
+			word = strcspn(colon + num + 1, " \n\033");
+		snprintf(out, n, "%.*s", (int)(num + (word ? word + 1 : 0)), colon);
 	}
 	return 0;
 }

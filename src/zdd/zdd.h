@@ -215,8 +215,6 @@ int probe_socket_path(
     const struct zdd_config *cfg, const char *id, char *out, size_t n);
 int probe_get(
     const char *socket_path, const char *path, long timeout_ms, long *code);
-int probe_wait_healthy(const char *socket_path, const char *path,
-    unsigned timeout_s, char *why, size_t whylen);
 struct health_check;
 int probe_check(const char *socket_path, const struct health_check *h,
     const char *default_path, unsigned total_s, bool lenient, char *note,

@@ -108,7 +108,7 @@ test_config(void)
 		strcmp(c.repo, "/var/repo/myapp.git") == 0 &&
 		strcmp(c.app_root, "/var/www/myapp") == 0 &&
 		strcmp(c.branch, "main") == 0 && c.keep_releases == 5 &&
-		strcmp(c.build_command, "make") == 0 &&
+		c.build_command[0] == '\0' &&
 		c.build_timeout == 600 && c.ready_timeout == 60 &&
 		strcmp(c.health_path, "/healthz") == 0 &&
 		c.health_timeout == 10 && c.lock_timeout == 300 &&
@@ -906,17 +906,35 @@ test_probe(void)
 	}
 	ok(probe_get(s.path, "/healthz", 1000, &code) == 0 && code == 200,
 	    "GET over the UNIX socket answered 200");
-	ok(probe_wait_healthy(s.path, "/healthz", 2, why, sizeof(why)) == 0,
+	struct health_check undeclared = { .declared = false };
+	struct health_check declared = { .path = "/ready",
+		.attempts = 2,
+		.timeout_s = 1,
+		.declared = true };
+	char note[512];
+
+	ok(probe_check(s.path, &undeclared, "/healthz", 2, false, note,
+	       sizeof(note), why, sizeof(why)) == 0,
 	    "healthy instance passes");
 	s.code = 503;
 	t0 = clock_seconds();
-	ok(probe_wait_healthy(s.path, "/healthz", 1, why, sizeof(why)) < 0 &&
+	ok(probe_check(s.path, &undeclared, "/healthz", 1, false, note,
+	       sizeof(note), why, sizeof(why)) < 0 &&
 		strstr(why, "answered 503"),
 	    "503 fails after HEALTH_TIMEOUT (%s)", why);
 	double took = clock_seconds() - t0;
 	ok(took >= 0.9 && took < 3, "retried until the timeout (%.1f s)", took);
+	ok(probe_check(s.path, &declared, "/healthz", 60, false, note,
+	       sizeof(note), why, sizeof(why)) < 0 &&
+		strstr(why, "GET /ready") && strstr(why, "(2 tries)"),
+	    "a declared check: its path, its attempts (%s)", why);
+	s.code = 204;
+	ok(probe_check(s.path, &declared, "/healthz", 60, false, note,
+	       sizeof(note), why, sizeof(why)) == 0,
+	    "any 2xx is healthy");
 	server_stop(&s);
-	ok(probe_wait_healthy(s.path, "/healthz", 1, why, sizeof(why)) < 0 &&
+	ok(probe_check(s.path, &undeclared, "/healthz", 1, false, note,
+	       sizeof(note), why, sizeof(why)) < 0 &&
 		strstr(why, "no answer"),
 	    "no socket: fails (%s)", why);
 }
