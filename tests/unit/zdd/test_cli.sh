@@ -464,6 +464,58 @@ rc=0; printf 'myapp.service 7' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2
 [ "$rc" -eq 2 ] && ! has "journal of"
 ok $? "logs-serve: a request without its newline is refused"
 
+# --- launch: the units' ExecStart (Procfile, ./start, PATH, READY=1) ----------
+L=$T/launch
+mkdir -p "$L/.venv/bin"
+# shellcheck disable=SC2016 # expanded by the script, not here
+printf '#!/bin/sh\necho "venv tool $1"\n' > "$L/.venv/bin/vtool"
+chmod 755 "$L/.venv/bin/vtool"
+# shellcheck disable=SC2016 # expanded by bash -c in the launcher
+printf 'web: echo "web ran FOO=$FOO" && vtool x\nworker: echo worker ran\n' > "$L/Procfile"
+(cd "$L" && FOO=bar "$ZDD" launch web) > "$T/out" 2>&1
+[ "$(head -1 "$T/out")" = "web ran FOO=bar" ] && has "venv tool x"
+ok $? "launch: the Procfile's web through bash, with the environment and .venv/bin on PATH"
+(cd "$L" && "$ZDD" launch worker) > "$T/out" 2>&1
+has "worker ran"
+ok $? "launch TYPE: another Procfile type"
+rc=0; (cd "$L" && "$ZDD" launch cron) > "$T/out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && has "no 'cron:' process"
+ok $? "launch: an undeclared type fails, saying so"
+# Readiness health: READY=1 from the launcher's PID, before the exec.
+notify_listen() { # SOCKET: prints what arrives within 3 s
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(3)
+try:
+    print(s.recv(4096).decode().split("\n")[0])
+except socket.timeout:
+    print("nothing")
+' "$1" < /dev/null
+}
+rm -f "$T/notify.sock"
+notify_listen "$T/notify.sock" > "$T/notified" &
+lp=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+(cd "$L" && NOTIFY_SOCKET=$T/notify.sock "$ZDD" launch web) > "$T/out" 2>&1
+wait "$lp"
+[ "$(cat "$T/notified")" = "READY=1" ]
+ok $? "launch: a Procfile app (readiness health) is declared ready by the launcher"
+rm -f "$L/Procfile" "$T/notify.sock"
+printf '#!/bin/sh\necho "start ran"\n' > "$L/start"
+chmod 755 "$L/start"
+notify_listen "$T/notify.sock" > "$T/notified" &
+lp=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+(cd "$L" && NOTIFY_SOCKET=$T/notify.sock "$ZDD" launch) > "$T/out" 2>&1
+wait "$lp"
+has "start ran" && [ "$(cat "$T/notified")" = "nothing" ]
+ok $? "launch: no Procfile runs ./start, which sends READY=1 itself (the launcher sends nothing)"
+printf '{' > "$L/app.json"
+rc=0; (cd "$L" && "$ZDD" launch) > "$T/out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && has "app.json is not valid JSON"
+ok $? "launch: a broken app.json fails, saying why"
+
 # --- privilege drop (as root) ---------------------------------------------------------
 if [ "$(id -u)" -eq 0 ] && id nobody > /dev/null 2>&1; then
 	P=$T/drop
