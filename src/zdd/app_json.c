@@ -20,7 +20,7 @@
 
 #include "zdd.h"
 
-#define APP_JSON_SIZE_MAX (1024 * 1024)
+#define APP_JSON_SIZE_MAX ((size_t)1024 * 1024)
 #define HEALTH_SECONDS_MAX 3600
 #define HEALTH_ATTEMPTS_MAX 1000
 
@@ -110,8 +110,8 @@ get_string(json_object *o, const char *key, const char *where, char *out,
 
 /* The first startup check of healthchecks.web (no type means startup). */
 static int
-parse_health(json_object *root, struct health_check *h, char *why,
-    size_t whylen)
+parse_health(
+    json_object *root, struct health_check *h, char *why, size_t whylen)
 {
 	json_object *checks, *web, *c = NULL, *type;
 	size_t n;
@@ -162,10 +162,10 @@ parse_health(json_object *root, struct health_check *h, char *why,
 		whylen) < 0 ||
 	    get_uint(c, "wait", HEALTH_SECONDS_MAX, &h->wait_s, why, whylen) <
 		0 ||
-	    get_uint(c, "initialDelay", HEALTH_SECONDS_MAX,
-		&h->initial_delay_s, why, whylen) < 0 ||
-	    get_uint(c, "uptime", HEALTH_SECONDS_MAX, &h->uptime_s, why,
-		whylen) < 0)
+	    get_uint(c, "initialDelay", HEALTH_SECONDS_MAX, &h->initial_delay_s,
+		why, whylen) < 0 ||
+	    get_uint(
+		c, "uptime", HEALTH_SECONDS_MAX, &h->uptime_s, why, whylen) < 0)
 		return -EINVAL;
 	if (h->path[0] == '\0' && h->uptime_s == 0) {
 		snprintf(why, whylen,
@@ -187,7 +187,8 @@ parse_ours(json_object *root, struct app_json *a, char *why, size_t whylen)
 	if (!json_object_object_get_ex(root, "myapp-zdd", &o))
 		return 0;
 	if (!json_object_is_type(o, json_type_object)) {
-		snprintf(why, whylen, "app.json: \"myapp-zdd\" must be an object");
+		snprintf(
+		    why, whylen, "app.json: \"myapp-zdd\" must be an object");
 		return -EINVAL;
 	}
 	if (json_object_object_get_ex(o, "needs", &needs)) {

@@ -25,7 +25,7 @@
 
 #include "zdd.h"
 
-#define PACKAGE_JSON_SIZE_MAX (1024 * 1024)
+#define PACKAGE_JSON_SIZE_MAX ((size_t)1024 * 1024)
 #define CACHE_SUBDIR ".cache/myapp-zdd"
 
 static bool
@@ -63,7 +63,8 @@ plan_npm(const char *dir, struct build_plan *p, char *why, size_t whylen)
 	free(text);
 	if (root == NULL || !json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
-		snprintf(why, whylen, "package.json is not a valid JSON object");
+		snprintf(
+		    why, whylen, "package.json is not a valid JSON object");
 		return -EINVAL;
 	}
 	deps = nonempty_object(root, "dependencies");

@@ -392,8 +392,8 @@ build_step(struct run *r)
 	if (plan.command[0] != '\0') {
 		if (strcmp(plan.name, "command") != 0)
 			log_info("       running: %s", plan.command);
-		rc = build_run(r->cfg, r->id, plan.command, r->reason,
-		    sizeof(r->reason));
+		rc = build_run(
+		    r->cfg, r->id, plan.command, r->reason, sizeof(r->reason));
 	}
 	if (rc == 0)
 		rc = app_spec_check_runnable(
@@ -429,15 +429,6 @@ start_side(struct run *r)
 	return rc;
 }
 
-static void
-pause_seconds(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	while (!zdd_interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /*
  * Health readiness: how long an instance of this release is given before
  * it is trusted to serve (the twin's time to health, at least a second,
@@ -464,7 +455,8 @@ still_running(const struct run *r, const char *unit,
 
 	if (units_state(r->cfg, unit, &now, why, sizeof(why)) < 0) {
 		log_err("%s", why);
-		snprintf(reason, reasonlen, "cannot read the state of %s", unit);
+		snprintf(
+		    reason, reasonlen, "cannot read the state of %s", unit);
 		return -EIO;
 	}
 	if (strcmp(now.active, "active") != 0 ||
@@ -486,11 +478,11 @@ side_healthy(struct run *r)
 {
 	const struct health_check *h = &r->spec.json.health;
 	double t0 = clock_seconds();
-	char note[512];
+	char note[512] = "";
 	int rc = 0;
 
 	if (h->declared && h->path[0] == '\0')
-		pause_seconds(h->uptime_s); /* an uptime check only */
+		clock_sleep(h->uptime_s); /* an uptime check only */
 	else
 		rc = probe_check(r->side_socket, h, r->cfg->health_path,
 		    r->cfg->health_timeout, health_mode(r) && !h->declared,
@@ -504,11 +496,11 @@ side_healthy(struct run *r)
 		    ? r->rec.steps[r->rec.nsteps - 1].seconds +
 			clock_seconds() - t0
 		    : clock_seconds() - t0;
-		rc = still_running(r, r->twin_unit, NULL, r->reason,
-		    sizeof(r->reason));
+		rc = still_running(
+		    r, r->twin_unit, NULL, r->reason, sizeof(r->reason));
 		if (rc == 0) {
 			stop_twin(r);
-			pause_seconds(settle_seconds(r) - r->healthy_s);
+			clock_sleep(settle_seconds(r) - r->healthy_s);
 			rc = still_running(r, r->side_unit, NULL, r->reason,
 			    sizeof(r->reason));
 		}
@@ -586,7 +578,7 @@ main_settled(const struct run *r, char *reason, size_t reasonlen)
 		    r->main_unit);
 		return -EIO;
 	}
-	pause_seconds(settle_seconds(r));
+	clock_sleep(settle_seconds(r));
 	return still_running(r, r->main_unit, &was, reason, reasonlen);
 }
 
@@ -618,8 +610,8 @@ old_release_healthy(struct run *r, char *why, size_t whylen)
 {
 	char dir[ZDD_RELEASE_PATH_MAX];
 
-	if (release_path(r->cfg->app_root, r->old.current, NULL, dir,
-		sizeof(dir)) < 0 ||
+	if (release_path(
+		r->cfg->app_root, r->old.current, NULL, dir, sizeof(dir)) < 0 ||
 	    app_spec_load(dir, &r->spec, why, whylen) < 0) {
 		snprintf(why, whylen, "cannot read what %s declares",
 		    r->old.current);
@@ -664,8 +656,8 @@ fail_after_swap(struct run *r)
 		    "was live before");
 		return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 	}
-	if (restart_main_unit(r) < 0 || old_release_healthy(r, why,
-						sizeof(why)) < 0) {
+	if (restart_main_unit(r) < 0 ||
+	    old_release_healthy(r, why, sizeof(why)) < 0) {
 		snprintf(r->final, sizeof(r->final),
 		    "%s did not come back on "
 		    "%s either; %s left running to keep serving %s",
@@ -688,8 +680,8 @@ handover(struct run *r)
 	unit_name(cfg, "side-probe", r->id, r->side_probe_unit,
 	    sizeof(r->side_probe_unit));
 	if (health_mode(r))
-		unit_name(cfg, "twin", r->id, r->twin_unit,
-		    sizeof(r->twin_unit));
+		unit_name(
+		    cfg, "twin", r->id, r->twin_unit, sizeof(r->twin_unit));
 	if (probe_socket_path(
 		cfg, r->id, r->side_socket, sizeof(r->side_socket)) < 0) {
 		snprintf(r->reason, sizeof(r->reason),
@@ -825,7 +817,8 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 	log_info("-----> %s: rolling back from %s to %s", cfg->app,
 	    live_text(r.old.current), r.id);
 	if (strcmp(r.id, r.old.current) == 0) {
-		snprintf(r.reason, sizeof(r.reason), "%s is already live", r.id);
+		snprintf(
+		    r.reason, sizeof(r.reason), "%s is already live", r.id);
 		r.id[0] = '\0';
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}

@@ -38,8 +38,8 @@ file_read_bounded(
 	}
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
 		rc = -EINVAL;
-		snprintf(why, whylen, "%s: not a regular file of at most %zu bytes",
-		    path, max);
+		snprintf(why, whylen,
+		    "%s: not a regular file of at most %zu bytes", path, max);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);

@@ -60,8 +60,8 @@ live_declared(
 		log_info("profile:  %s", line);
 	if (unit_name(cfg, "main", NULL, unit, sizeof(unit)) == 0 &&
 	    profile_exposure(cfg, unit, level, sizeof(level)) == 0)
-		log_info("exposure: %s (systemd-analyze security %s)", level,
-		    unit);
+		log_info(
+		    "exposure: %s (systemd-analyze security %s)", level, unit);
 	return 0;
 }
 
@@ -126,8 +126,9 @@ status_show(const struct zdd_config *cfg)
 	} else if (probe_check(sock, &spec.json.health, cfg->health_path,
 		       STATUS_PROBE_S, spec.readiness == ZDD_READY_HEALTH, note,
 		       sizeof(note), why, sizeof(why)) == 0) {
-		log_info("health:   200 from %s via %s (%.0f ms)%s%s", path, sock,
-		    (clock_seconds() - t0) * 1000, note[0] ? "; " : "", note);
+		log_info("health:   200 from %s via %s (%.0f ms)%s%s", path,
+		    sock, (clock_seconds() - t0) * 1000, note[0] ? "; " : "",
+		    note);
 	} else {
 		log_info("health:   FAILED: %s", why);
 		code = ZDD_EXIT_FAILED;

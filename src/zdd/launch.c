@@ -39,8 +39,8 @@ release_path_env(void)
 
 		if (stat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
-		len = snprintf(path + used, sizeof(path) - used, "%s/%s:", cwd,
-		    dirs[i]);
+		len = snprintf(
+		    path + used, sizeof(path) - used, "%s/%s:", cwd, dirs[i]);
 		if (len < 0 || (size_t)len >= sizeof(path) - used)
 			return -ENAMETOOLONG;
 		used += (size_t)len;
@@ -79,8 +79,8 @@ launch_command(const char *config_path, int argc, char *argv[])
 		fprintf(stderr, "myapp-zdd launch: %s\n", why);
 		return ZDD_EXIT_FAILED;
 	}
-	command = spec.has_procfile ? procfile_command(&spec.procfile, type)
-				    : NULL;
+	command =
+	    spec.has_procfile ? procfile_command(&spec.procfile, type) : NULL;
 	if (command == NULL && strcmp(type, "web") != 0) {
 		fprintf(stderr,
 		    "myapp-zdd launch: the Procfile declares no '%s:' "
@@ -95,8 +95,9 @@ launch_command(const char *config_path, int argc, char *argv[])
 		return ZDD_EXIT_FAILED;
 	}
 	if (spec.readiness == ZDD_READY_HEALTH) {
-		rc = sd_notify(0, "READY=1\nSTATUS=started; the deploy engine "
-				  "judges readiness by the health check");
+		rc = sd_notify(0,
+		    "READY=1\nSTATUS=started; the deploy engine "
+		    "judges readiness by the health check");
 		if (rc < 0) {
 			errno = -rc;
 			fprintf(stderr, "myapp-zdd launch: sd_notify: %m\n");

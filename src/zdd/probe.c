@@ -87,15 +87,6 @@ ok_code(long code)
 	return code >= 200 && code < 300;
 }
 
-static void
-sleep_seconds(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-
-	while (!zdd_interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /*
  * A check declared in app.json (Dokku's semantics: initialDelay, then up
  * to attempts tries of timeout seconds each, wait seconds apart; 2xx is
@@ -112,9 +103,9 @@ probe_check(const char *socket_path, const struct health_check *h,
 	const char *path = h->declared ? h->path : default_path;
 	unsigned attempts = h->declared ? h->attempts : 0;
 	long attempt_ms = h->declared && h->timeout_s ? h->timeout_s * 1000L
-						     : ATTEMPT_TIMEOUT_MS;
-	double wait = h->declared && h->wait_s ? h->wait_s
-					       : RETRY_PAUSE_MS / 1000.0;
+						      : ATTEMPT_TIMEOUT_MS;
+	double wait =
+	    h->declared && h->wait_s ? h->wait_s : RETRY_PAUSE_MS / 1000.0;
 	double deadline;
 	long code = 0, root_code = 0;
 	unsigned tries = 0;
@@ -122,13 +113,13 @@ probe_check(const char *socket_path, const struct health_check *h,
 
 	note[0] = '\0';
 	if (h->declared && h->initial_delay_s)
-		sleep_seconds(h->initial_delay_s);
+		clock_sleep(h->initial_delay_s);
 	deadline = clock_seconds() + total_s;
 	for (;;) {
 		double left_ms = (deadline - clock_seconds()) * 1000;
 		long ms = attempt_ms;
 
-		if (attempts == 0 && left_ms < ms)
+		if (attempts == 0 && left_ms < (double)ms)
 			ms = left_ms < 100 ? 100 : (long)left_ms;
 		rc = probe_get(socket_path, path, ms, &code);
 		tries++;
@@ -147,12 +138,12 @@ probe_check(const char *socket_path, const struct health_check *h,
 		if (zdd_interrupted || (attempts > 0 && tries >= attempts) ||
 		    (attempts == 0 && clock_seconds() >= deadline))
 			break;
-		sleep_seconds(wait);
+		clock_sleep(wait);
 	}
 	if (rc == 0)
-		snprintf(why, whylen, "GET %s via %s answered %ld, not 2xx (%u %s)",
-		    path, socket_path, code, tries,
-		    tries == 1 ? "try" : "tries");
+		snprintf(why, whylen,
+		    "GET %s via %s answered %ld, not 2xx (%u %s)", path,
+		    socket_path, code, tries, tries == 1 ? "try" : "tries");
 	else
 		snprintf(why, whylen, "GET %s via %s: no answer (%u %s)", path,
 		    socket_path, tries, tries == 1 ? "try" : "tries");

@@ -11,7 +11,7 @@
 
 #include "zdd.h"
 
-#define PROCFILE_SIZE_MAX (64 * 1024)
+#define PROCFILE_SIZE_MAX ((size_t)64 * 1024)
 
 static bool
 type_char(int c)
@@ -21,8 +21,8 @@ type_char(int c)
 
 /* One line into p->procs; 0, or -EINVAL with why. */
 static int
-parse_line(struct procfile *p, char *line, unsigned lineno, char *why,
-    size_t whylen)
+parse_line(
+    struct procfile *p, char *line, unsigned lineno, char *why, size_t whylen)
 {
 	char *colon, *cmd;
 	size_t tlen;
@@ -46,7 +46,8 @@ parse_line(struct procfile *p, char *line, unsigned lineno, char *why,
 	cmd = colon + 1;
 	while (isspace((unsigned char)*cmd))
 		cmd++;
-	for (size_t n = strlen(cmd); n > 0 && isspace((unsigned char)cmd[n - 1]);)
+	for (size_t n = strlen(cmd);
+	     n > 0 && isspace((unsigned char)cmd[n - 1]);)
 		cmd[--n] = '\0';
 	if (*cmd == '\0' || strlen(cmd) >= ZDD_PROC_CMD_MAX) {
 		snprintf(why, whylen,
@@ -70,8 +71,8 @@ parse_line(struct procfile *p, char *line, unsigned lineno, char *why,
 	}
 	snprintf(p->procs[p->n].type, sizeof(p->procs[p->n].type), "%.*s",
 	    (int)tlen, line);
-	snprintf(p->procs[p->n].command, sizeof(p->procs[p->n].command), "%s",
-	    cmd);
+	snprintf(
+	    p->procs[p->n].command, sizeof(p->procs[p->n].command), "%s", cmd);
 	p->n++;
 	return 0;
 }

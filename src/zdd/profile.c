@@ -31,7 +31,7 @@ grants_parse(const char *text, unsigned *grants)
 	if (buf[0] == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,"))
 		return -EINVAL;
 	for (char *t = strtok_r(buf, ",", &save); t != NULL;
-	    t = strtok_r(NULL, ",", &save)) {
+	     t = strtok_r(NULL, ",", &save)) {
 		unsigned bit;
 
 		if (needs_parse(t, &bit) < 0 || (*grants & bit))
@@ -69,7 +69,8 @@ profile_check(const struct zdd_config *cfg, unsigned needs, char *line,
 		    "app.json needs the sandbox to allow %s, but SANDBOX_GRANTS "
 		    "allows %s: an admin grants it with `dpkg-reconfigure "
 		    "myapp-zdd` (SANDBOX_GRANTS=%s)",
-		    missing, grants ? granted : "nothing beyond strict", setting);
+		    missing, grants ? granted : "nothing beyond strict",
+		    setting);
 		return -EPERM;
 	}
 	if (grants == needs)
@@ -90,8 +91,8 @@ int
 profile_exposure(
     const struct zdd_config *cfg, const char *unit, char *out, size_t n)
 {
-	char *argv[] = { (char *)cfg->systemd_analyze, "security",
-		"--no-pager", (char *)unit, NULL };
+	char *argv[] = { (char *)cfg->systemd_analyze, "security", "--no-pager",
+		(char *)unit, NULL };
 	struct spawn_opts o = { .in_fd = -1,
 		.out_fd = -1,
 		.err_fd = -1,
@@ -117,7 +118,8 @@ profile_exposure(
 
 		if (colon[num] == ' ')
 			word = strcspn(colon + num + 1, " \n\033");
-		snprintf(out, n, "%.*s", (int)(num + (word ? word + 1 : 0)), colon);
+		snprintf(
+		    out, n, "%.*s", (int)(num + (word ? word + 1 : 0)), colon);
 	}
 	return 0;
 }

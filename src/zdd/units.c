@@ -115,10 +115,10 @@ units_state(const struct zdd_config *cfg, const char *unit,
 		return rc < 0 ? rc : -EIO;
 	}
 	for (char *line = strtok_r(out, "\n", &save); line;
-	    line = strtok_r(NULL, "\n", &save)) {
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "ActiveState=", 12) == 0)
-			snprintf(st->active, sizeof(st->active), "%s",
-			    line + 12);
+			snprintf(
+			    st->active, sizeof(st->active), "%s", line + 12);
 		else if (strncmp(line, "MainPID=", 8) == 0)
 			st->main_pid = strtol(line + 8, NULL, 10);
 		else if (strncmp(line, "NRestarts=", 10) == 0)

@@ -94,6 +94,7 @@ void log_file_tail(const char *path, unsigned lines);
 
 /* clock.c */
 double clock_seconds(void);
+void clock_sleep(double s);
 
 /* spawn.c */
 struct spawn_opts {
@@ -235,10 +236,10 @@ struct procfile {
 	} procs[ZDD_PROCS_MAX];
 	size_t n;
 };
-int procfile_parse(const char *text, struct procfile *p, char *why,
-    size_t whylen);
-int procfile_load(const char *path, struct procfile *p, char *why,
-    size_t whylen);
+int procfile_parse(
+    const char *text, struct procfile *p, char *why, size_t whylen);
+int procfile_load(
+    const char *path, struct procfile *p, char *why, size_t whylen);
 const char *procfile_command(const struct procfile *p, const char *type);
 
 /* app_json.c */
@@ -261,10 +262,10 @@ struct app_json {
 };
 int needs_parse(const char *name, unsigned *bit);
 void needs_format(unsigned needs, char *out, size_t n);
-int app_json_parse(const char *text, struct app_json *a, char *why,
-    size_t whylen);
-int app_json_load(const char *path, struct app_json *a, char *why,
-    size_t whylen);
+int app_json_parse(
+    const char *text, struct app_json *a, char *why, size_t whylen);
+int app_json_load(
+    const char *path, struct app_json *a, char *why, size_t whylen);
 
 /* app_spec.c */
 struct app_spec {
@@ -275,8 +276,8 @@ struct app_spec {
 	enum zdd_readiness readiness;
 	char readiness_why[128];
 };
-int app_spec_load(const char *dir, struct app_spec *s, char *why,
-    size_t whylen);
+int app_spec_load(
+    const char *dir, struct app_spec *s, char *why, size_t whylen);
 int app_spec_check_runnable(
     const char *dir, const struct app_spec *s, char *why, size_t whylen);
 const char *readiness_name(enum zdd_readiness r);

@@ -94,12 +94,13 @@ test_app_json(void)
 {
 	struct app_json a;
 
-	ok(app_json_parse("{\"name\":\"x\",\"healthchecks\":{\"web\":[{\"type\":"
-			  "\"liveness\",\"path\":\"/live\"},{\"type\":\"startup\","
-			  "\"path\":\"/ready\",\"attempts\":7,\"timeout\":3,"
-			  "\"wait\":2,\"initialDelay\":1}]},\"myapp-zdd\":{\"needs\""
-			  ":[\"jit\",\"network\"],\"readiness\":\"notify\",\"build\""
-			  ":\"make all\"}}\n",
+	ok(app_json_parse(
+	       "{\"name\":\"x\",\"healthchecks\":{\"web\":[{\"type\":"
+	       "\"liveness\",\"path\":\"/live\"},{\"type\":\"startup\","
+	       "\"path\":\"/ready\",\"attempts\":7,\"timeout\":3,"
+	       "\"wait\":2,\"initialDelay\":1}]},\"myapp-zdd\":{\"needs\""
+	       ":[\"jit\",\"network\"],\"readiness\":\"notify\",\"build\""
+	       ":\"make all\"}}\n",
 	       &a, WHY) == 0 &&
 		a.health.declared && strcmp(a.health.path, "/ready") == 0 &&
 		a.health.attempts == 7 && a.health.timeout_s == 3 &&
@@ -108,8 +109,8 @@ test_app_json(void)
 		a.readiness == ZDD_READY_NOTIFY &&
 		strcmp(a.build, "make all") == 0,
 	    "app.json: the startup check, needs, readiness, build");
-	ok(app_json_parse("{\"healthchecks\":{\"web\":[{\"path\":\"/h\"}]}}", &a,
-	       WHY) == 0 &&
+	ok(app_json_parse("{\"healthchecks\":{\"web\":[{\"path\":\"/h\"}]}}",
+	       &a, WHY) == 0 &&
 		a.health.declared && a.health.attempts == 0 && a.needs == 0 &&
 		a.readiness == ZDD_READY_UNSET,
 	    "app.json: a check without a type is a startup check");
@@ -138,13 +139,13 @@ test_app_json(void)
 	ok(app_json_parse("{\"healthchecks\":{\"web\":[{\"attempts\":3}]}}", &a,
 	       WHY) == -EINVAL,
 	    "app.json: a check with neither path nor uptime refused");
-	ok(app_json_parse("{\"healthchecks\":{\"web\":[{\"uptime\":3}]}}", &a,
-	       WHY) == 0 &&
+	ok(app_json_parse(
+	       "{\"healthchecks\":{\"web\":[{\"uptime\":3}]}}", &a, WHY) == 0 &&
 		a.health.declared && a.health.path[0] == '\0' &&
 		a.health.uptime_s == 3,
 	    "app.json: an uptime-only check");
-	ok(app_json_parse("{\"myapp-zdd\":{\"readiness\":\"soon\"}}", &a, WHY) ==
-		-EINVAL,
+	ok(app_json_parse(
+	       "{\"myapp-zdd\":{\"readiness\":\"soon\"}}", &a, WHY) == -EINVAL,
 	    "app.json: an unknown readiness refused");
 }
 
@@ -209,8 +210,7 @@ test_builder(void)
 	put("package.json", "{\"name\":\"x\",\"dependencies\":{}}");
 	ok(builder_plan(tmpdir, NULL, "", &p, WHY) == 0 &&
 		strcmp(p.name, "none") == 0 && strstr(p.why, "package.json"),
-	    "builder: package.json without dependencies: nothing (%s)",
-	    p.why);
+	    "builder: package.json without dependencies: nothing (%s)", p.why);
 	put("package.json", "{\"dependencies\":{\"express\":\"^4\"}}");
 	ok(builder_plan(tmpdir, NULL, "", &p, WHY) == 0 &&
 		strcmp(p.name, "npm") == 0 &&
@@ -218,8 +218,9 @@ test_builder(void)
 	    "builder: package.json, no lockfile -> npm install (%s)",
 	    p.command);
 	put("package-lock.json", "{}");
-	put("package.json", "{\"dependencies\":{\"a\":\"1\"},\"scripts\":"
-			    "{\"build\":\"tsc\"}}");
+	put("package.json",
+	    "{\"dependencies\":{\"a\":\"1\"},\"scripts\":"
+	    "{\"build\":\"tsc\"}}");
 	ok(builder_plan(tmpdir, NULL, "", &p, WHY) == 0 &&
 		strcmp(p.name, "npm") == 0 && strstr(p.command, "npm ci ") &&
 		strstr(p.command, "npm run build") &&
@@ -242,7 +243,8 @@ test_builder(void)
 	setenv("HOME", "/home/deploy", 1);
 	ok(builder_env(env, 16) == 7 &&
 		strcmp(env[0],
-		    "npm_config_cache=/home/deploy/.cache/myapp-zdd/npm") == 0 &&
+		    "npm_config_cache=/home/deploy/.cache/myapp-zdd/npm") ==
+		    0 &&
 		env[7] == NULL,
 	    "builder: caches under the deploy user's home (%s)", env[0]);
 }
@@ -260,7 +262,8 @@ test_grants(void)
 		g == (ZDD_NEED_JIT | ZDD_NEED_NETWORK),
 	    "grants: empty, one, both in either order");
 	ok(grants_parse("jit,jit", &g) < 0 && grants_parse("jit,", &g) < 0 &&
-		grants_parse("root", &g) < 0 && grants_parse("jit network", &g) < 0,
+		grants_parse("root", &g) < 0 &&
+		grants_parse("jit network", &g) < 0,
 	    "grants: twice, trailing comma, unknown, spaces refused");
 	config_defaults(&c);
 	ok(config_set(&c, "SANDBOX_GRANTS", "jit,network", "t") == 0 &&
@@ -270,8 +273,7 @@ test_grants(void)
 	ok(profile_check(&c, 0, line, sizeof(line), WHY) == 0 &&
 		strncmp(line, "strict ", 7) == 0,
 	    "profile: nothing needed, nothing granted: strict (%s)", line);
-	ok(profile_check(&c, ZDD_NEED_JIT, line, sizeof(line), WHY) ==
-		    -EPERM &&
+	ok(profile_check(&c, ZDD_NEED_JIT, line, sizeof(line), WHY) == -EPERM &&
 		strstr(why, "SANDBOX_GRANTS=jit") &&
 		strstr(why, "dpkg-reconfigure"),
 	    "profile: a need not granted is refused, naming the setting (%s)",

@@ -108,8 +108,8 @@ test_config(void)
 		strcmp(c.repo, "/var/repo/myapp.git") == 0 &&
 		strcmp(c.app_root, "/var/www/myapp") == 0 &&
 		strcmp(c.branch, "main") == 0 && c.keep_releases == 5 &&
-		c.build_command[0] == '\0' &&
-		c.build_timeout == 600 && c.ready_timeout == 60 &&
+		c.build_command[0] == '\0' && c.build_timeout == 600 &&
+		c.ready_timeout == 60 &&
 		strcmp(c.health_path, "/healthz") == 0 &&
 		c.health_timeout == 10 && c.lock_timeout == 300 &&
 		strcmp(c.probe_socket_dir, "/run") == 0,
