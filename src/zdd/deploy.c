@@ -473,6 +473,15 @@ still_running(const struct run *r, const char *unit,
 	return 0;
 }
 
+/* Between health attempts: a twin that exited will not answer. */
+static bool
+twin_alive(const void *ctx, char *why, size_t whylen)
+{
+	const struct run *r = ctx;
+
+	return still_running(r, r->twin_unit, NULL, why, whylen) == 0;
+}
+
 static int
 side_healthy(struct run *r)
 {
@@ -484,8 +493,14 @@ side_healthy(struct run *r)
 	if (h->declared && h->path[0] == '\0')
 		clock_sleep(h->uptime_s); /* an uptime check only */
 	else
-		rc = probe_check(r->side_socket, h, r->cfg->health_path,
-		    r->cfg->health_timeout, health_mode(r) && !h->declared,
+		rc = probe_check(
+		    &(struct probe_request){ .socket_path = r->side_socket,
+			.check = h,
+			.default_path = r->cfg->health_path,
+			.total_s = r->cfg->health_timeout,
+			.lenient = health_mode(r) && !h->declared,
+			.alive = health_mode(r) ? twin_alive : NULL,
+			.ctx = r },
 		    note, sizeof(note), r->reason, sizeof(r->reason));
 	if (rc == 0 && note[0] != '\0' && !(h->declared && !h->path[0]))
 		log_info("       %s", note);
@@ -561,8 +576,11 @@ main_healthy(const struct run *r, char *why, size_t whylen)
 		snprintf(why, whylen, "probe socket path too long");
 		return -ENAMETOOLONG;
 	}
-	return probe_check(sock, &r->spec.json.health, r->cfg->health_path,
-	    r->cfg->health_timeout, false, note, sizeof(note), why, whylen);
+	return probe_check(&(struct probe_request){ .socket_path = sock,
+			       .check = &r->spec.json.health,
+			       .default_path = r->cfg->health_path,
+			       .total_s = r->cfg->health_timeout },
+	    note, sizeof(note), why, whylen);
 }
 
 /* Health readiness: main is given the settle time and must stay up. */

@@ -123,9 +123,13 @@ status_show(const struct zdd_config *cfg)
 	if (spec.readiness == ZDD_READY_HEALTH && cfg->listen[0] != '/') {
 		log_info("health:   not probed (the app listens on %s only)",
 		    cfg->listen);
-	} else if (probe_check(sock, &spec.json.health, cfg->health_path,
-		       STATUS_PROBE_S, spec.readiness == ZDD_READY_HEALTH, note,
-		       sizeof(note), why, sizeof(why)) == 0) {
+	} else if (probe_check(
+		       &(struct probe_request){ .socket_path = sock,
+			   .check = &spec.json.health,
+			   .default_path = cfg->health_path,
+			   .total_s = STATUS_PROBE_S,
+			   .lenient = spec.readiness == ZDD_READY_HEALTH },
+		       note, sizeof(note), why, sizeof(why)) == 0) {
 		log_info("health:   200 from %s via %s (%.0f ms)%s%s", path,
 		    sock, (clock_seconds() - t0) * 1000, note[0] ? "; " : "",
 		    note);

@@ -96,11 +96,12 @@ ok_code(long code)
  * declare.
  */
 int
-probe_check(const char *socket_path, const struct health_check *h,
-    const char *default_path, unsigned total_s, bool lenient, char *note,
-    size_t notelen, char *why, size_t whylen)
+probe_check(const struct probe_request *rq, char *note, size_t notelen,
+    char *why, size_t whylen)
 {
-	const char *path = h->declared ? h->path : default_path;
+	const struct health_check *h = rq->check;
+	const char *socket_path = rq->socket_path;
+	const char *path = h->declared ? h->path : rq->default_path;
 	unsigned attempts = h->declared ? h->attempts : 0;
 	long attempt_ms = h->declared && h->timeout_s ? h->timeout_s * 1000L
 						      : ATTEMPT_TIMEOUT_MS;
@@ -114,7 +115,7 @@ probe_check(const char *socket_path, const struct health_check *h,
 	note[0] = '\0';
 	if (h->declared && h->initial_delay_s)
 		clock_sleep(h->initial_delay_s);
-	deadline = clock_seconds() + total_s;
+	deadline = clock_seconds() + rq->total_s;
 	for (;;) {
 		double left_ms = (deadline - clock_seconds()) * 1000;
 		long ms = attempt_ms;
@@ -125,7 +126,7 @@ probe_check(const char *socket_path, const struct health_check *h,
 		tries++;
 		if (rc == 0 && ok_code(code))
 			return 0;
-		if (rc == 0 && code == 404 && lenient &&
+		if (rc == 0 && code == 404 && rq->lenient &&
 		    probe_get(socket_path, "/", ms, &root_code) == 0 &&
 		    root_code >= 200 && root_code < 400) {
 			snprintf(note, notelen,
@@ -138,6 +139,8 @@ probe_check(const char *socket_path, const struct health_check *h,
 		if (zdd_interrupted || (attempts > 0 && tries >= attempts) ||
 		    (attempts == 0 && clock_seconds() >= deadline))
 			break;
+		if (rq->alive != NULL && !rq->alive(rq->ctx, why, whylen))
+			return -ESRCH;
 		clock_sleep(wait);
 	}
 	if (rc == 0)

@@ -217,9 +217,18 @@ int probe_socket_path(
 int probe_get(
     const char *socket_path, const char *path, long timeout_ms, long *code);
 struct health_check;
-int probe_check(const char *socket_path, const struct health_check *h,
-    const char *default_path, unsigned total_s, bool lenient, char *note,
-    size_t notelen, char *why, size_t whylen);
+struct probe_request {
+	const char *socket_path;
+	const struct health_check *check; /* app.json's, or undeclared */
+	const char *default_path;         /* HEALTH_PATH */
+	unsigned total_s;                 /* HEALTH_TIMEOUT, when undeclared */
+	bool lenient; /* undeclared, no READY=1: / may stand for it */
+	/* between attempts: false ends the check (the instance is gone) */
+	bool (*alive)(const void *ctx, char *why, size_t whylen);
+	const void *ctx;
+};
+int probe_check(const struct probe_request *rq, char *note, size_t notelen,
+    char *why, size_t whylen);
 
 /* file_read.c */
 int file_read_bounded(

@@ -869,6 +869,14 @@ server_stop(struct fake_server *s)
 	unlink(s->path);
 }
 
+static bool
+instance_gone(const void *ctx, char *out, size_t n)
+{
+	(void)ctx;
+	snprintf(out, n, "the twin exited");
+	return false;
+}
+
 static void
 test_probe(void)
 {
@@ -913,28 +921,57 @@ test_probe(void)
 		.declared = true };
 	char note[512];
 
-	ok(probe_check(s.path, &undeclared, "/healthz", 2, false, note,
-	       sizeof(note), why, sizeof(why)) == 0,
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &undeclared,
+			   .default_path = "/healthz",
+			   .total_s = 2,
+			   .lenient = false },
+	       note, sizeof(note), why, sizeof(why)) == 0,
 	    "healthy instance passes");
 	s.code = 503;
 	t0 = clock_seconds();
-	ok(probe_check(s.path, &undeclared, "/healthz", 1, false, note,
-	       sizeof(note), why, sizeof(why)) < 0 &&
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &undeclared,
+			   .default_path = "/healthz",
+			   .total_s = 1,
+			   .lenient = false },
+	       note, sizeof(note), why, sizeof(why)) < 0 &&
 		strstr(why, "answered 503"),
 	    "503 fails after HEALTH_TIMEOUT (%s)", why);
 	double took = clock_seconds() - t0;
 	ok(took >= 0.9 && took < 3, "retried until the timeout (%.1f s)", took);
-	ok(probe_check(s.path, &declared, "/healthz", 60, false, note,
-	       sizeof(note), why, sizeof(why)) < 0 &&
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &declared,
+			   .default_path = "/healthz",
+			   .total_s = 60,
+			   .lenient = false },
+	       note, sizeof(note), why, sizeof(why)) < 0 &&
 		strstr(why, "GET /ready") && strstr(why, "(2 tries)"),
 	    "a declared check: its path, its attempts (%s)", why);
 	s.code = 204;
-	ok(probe_check(s.path, &declared, "/healthz", 60, false, note,
-	       sizeof(note), why, sizeof(why)) == 0,
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &declared,
+			   .default_path = "/healthz",
+			   .total_s = 60,
+			   .lenient = false },
+	       note, sizeof(note), why, sizeof(why)) == 0,
 	    "any 2xx is healthy");
+	s.code = 503;
+	declared.attempts = 50;
+	t0 = clock_seconds();
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &declared,
+			   .alive = instance_gone },
+	       note, sizeof(note), why, sizeof(why)) == -ESRCH &&
+		strstr(why, "exited") && clock_seconds() - t0 < 5,
+	    "an instance that is gone ends the check at once (%s)", why);
 	server_stop(&s);
-	ok(probe_check(s.path, &undeclared, "/healthz", 1, false, note,
-	       sizeof(note), why, sizeof(why)) < 0 &&
+	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
+			   .check = &undeclared,
+			   .default_path = "/healthz",
+			   .total_s = 1,
+			   .lenient = false },
+	       note, sizeof(note), why, sizeof(why)) < 0 &&
 		strstr(why, "no answer"),
 	    "no socket: fails (%s)", why);
 }
