@@ -6,8 +6,8 @@
 #       -- sh tests/bench/experiments/background-work.sh
 set -eu
 src=$(pwd)
-make -s -C tests/load >/dev/null
-load=$src/tests/load/zdd-load
+make -s -C src/load >/dev/null
+load=$src/src/load/zdd-load
 myapp-zdd restart >/dev/null 2>&1
 # as the engine runs a build: SCHED_IDLE, nice 19, best-effort I/O 7
 bg() { nice -n 19 chrt -i 0 ionice -c2 -n7 "$@"; }

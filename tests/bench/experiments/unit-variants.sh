@@ -8,8 +8,8 @@
 #       -- sh tests/bench/experiments/unit-variants.sh
 set -eu
 src=$(pwd)
-make -s -C tests/load >/dev/null
-load=$src/tests/load/zdd-load
+make -s -C src/load >/dev/null
+load=$src/src/load/zdd-load
 myapp-zdd restart >/dev/null 2>&1
 variant() {
 	rm -rf /run/systemd/system/myapp.service.d /run/systemd/system/myapp@.service.d
