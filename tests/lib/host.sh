@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Host facts both throw-away machine runners need (tests/testbed, tests/vm):
+# Host facts both throw-away machine runners need (tests/machines/testbed, tests/machines/vm):
 # logging, root, commands present, a sane suite name, this host's Debian
 # mirror, waiting for a command so that a signal interrupts the wait. The
 # caller sets RUNNER (its name in messages), ROOT_NEEDED_FOR, MIRROR_VAR (the

@@ -2,7 +2,7 @@
 # Experiment (docs/architecture.md): the app's GET and POST p99 at 5,000 req/s
 # on the socket while background work runs at the build's priority: two busy
 # loops, gcc in a loop, plain disk writes, fsync'd writes. In the testbed:
-#   tests/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
+#   tests/machines/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
 #       -- sh tests/bench/experiments/background-work.sh
 set -eu
 src=$(pwd)

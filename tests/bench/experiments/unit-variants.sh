@@ -4,7 +4,7 @@
 # runs, 10 times in 12 s, under variants of the units (drop-ins in /run:
 # Nice=-10; no private network; no private users/IPC/network). Run as root
 # from the source tree inside the testbed where the package is installed:
-#   tests/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
+#   tests/machines/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
 #       -- sh tests/bench/experiments/unit-variants.sh
 set -eu
 src=$(pwd)

@@ -11,7 +11,7 @@ MIRROR_VAR=VM_MIRROR
 # shellcheck disable=SC2034
 DEPS_LIST=tests/deps/vm.txt
 # shellcheck source=tests/lib/host.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../../lib/host.sh"
 
 # Stop (TERM, then KILL after 5 s) the command wait_fg is waiting for.
 kill_fg() {

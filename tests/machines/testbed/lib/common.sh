@@ -10,7 +10,7 @@ MIRROR_VAR=TESTBED_MIRROR
 # shellcheck disable=SC2034
 DEPS_LIST=tests/deps/testbed.txt
 # shellcheck source=tests/lib/host.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../../lib/host.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../../lib/host.sh"
 
 # Remove a directory tree that may still hold mount points (an interrupted run):
 # unmount first so rm never descends into /proc, /dev or a bound host path.
