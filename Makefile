@@ -75,7 +75,7 @@ demo:
 # Benchmarks print tables (figures, not tests); tests/bench/run exits non-zero
 # when a fault drill fails or a series' deploys did not go through.
 bench: deps
-	tests/perf/app-vs-nginx
+	tests/bench/perf/app-vs-nginx
 	if [ -x tests/bench/run ]; then tests/bench/run; fi
 
 fuzz:
