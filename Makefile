@@ -55,7 +55,7 @@ unit:
 	tests/check unit
 
 verify-units:
-	tests/verify-units systemd
+	tests/lint/verify-units systemd
 
 deb:
 	tests/build-deb $(BUILDDIR)
