@@ -49,7 +49,7 @@ clean:
 
 # Build dependencies and test tools, installed only when missing.
 deps:
-	tests/install-deps
+	tests/setup/install-deps
 
 unit:
 	tests/check unit
@@ -58,7 +58,7 @@ verify-units:
 	tests/lint/verify-units systemd
 
 deb:
-	tests/build-deb $(BUILDDIR)
+	tests/setup/build-deb $(BUILDDIR)
 
 lintian:
 	tests/check lintian

@@ -4,7 +4,7 @@
 # mirror, waiting for a command so that a signal interrupts the wait. The
 # caller sets RUNNER (its name in messages), ROOT_NEEDED_FOR, MIRROR_VAR (the
 # environment variable that overrides the mirror) and DEPS_LIST (the
-# tests/deps file that lists its tools) before sourcing this.
+# tests/setup/deps file that lists its tools) before sourcing this.
 
 log() { printf '%s: %s\n' "$RUNNER" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$RUNNER" "$*" >&2; exit 1; }

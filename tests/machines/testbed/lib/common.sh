@@ -8,7 +8,7 @@ ROOT_NEEDED_FOR="debootstrap, mounts, systemd-nspawn"
 # shellcheck disable=SC2034
 MIRROR_VAR=TESTBED_MIRROR
 # shellcheck disable=SC2034
-DEPS_LIST=tests/deps/testbed.txt
+DEPS_LIST=tests/setup/deps/testbed.txt
 # shellcheck source=tests/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../../lib/host.sh"
 

@@ -9,7 +9,7 @@ ROOT_NEEDED_FOR="debootstrap, loop mount, qemu"
 # shellcheck disable=SC2034
 MIRROR_VAR=VM_MIRROR
 # shellcheck disable=SC2034
-DEPS_LIST=tests/deps/vm.txt
+DEPS_LIST=tests/setup/deps/vm.txt
 # shellcheck source=tests/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../../lib/host.sh"
 
