@@ -70,7 +70,7 @@ check:
 	tests/check all $(SUITES)
 
 demo:
-	tests/demo
+	tests/demo/demo
 
 # Benchmarks print tables (figures, not tests); tests/bench/run exits non-zero
 # when a fault drill fails or a series' deploys did not go through.
