@@ -50,16 +50,16 @@ clean:
 
 # Build dependencies and test tools, installed only when missing.
 deps:
-	tests/install-deps
+	tests/setup/install-deps
 
 unit:
 	tests/check unit
 
 verify-units:
-	tests/verify-units systemd
+	tests/lint/verify-units systemd
 
 deb:
-	tests/build-deb $(BUILDDIR)
+	tests/setup/build-deb $(BUILDDIR)
 
 lintian:
 	tests/check lintian
@@ -71,12 +71,12 @@ check:
 	tests/check all $(SUITES)
 
 demo:
-	tests/demo
+	tests/demo/demo
 
 # Benchmarks print tables (figures, not tests); tests/bench/run exits non-zero
 # when a fault drill fails or a series' deploys did not go through.
 bench: deps
-	tests/perf/app-vs-nginx
+	tests/bench/perf/app-vs-nginx
 	if [ -x tests/bench/run ]; then tests/bench/run; fi
 
 fuzz:

@@ -1,10 +1,10 @@
 # shellcheck shell=bash
-# Host facts both throw-away machine runners need (tests/testbed, tests/vm):
+# Host facts both throw-away machine runners need (tests/machines/testbed, tests/machines/vm):
 # logging, root, commands present, a sane suite name, this host's Debian
 # mirror, waiting for a command so that a signal interrupts the wait. The
 # caller sets RUNNER (its name in messages), ROOT_NEEDED_FOR, MIRROR_VAR (the
 # environment variable that overrides the mirror) and DEPS_LIST (the
-# tests/deps file that lists its tools) before sourcing this.
+# tests/setup/deps file that lists its tools) before sourcing this.
 
 log() { printf '%s: %s\n' "$RUNNER" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$RUNNER" "$*" >&2; exit 1; }

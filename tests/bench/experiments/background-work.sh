@@ -2,12 +2,12 @@
 # Experiment (docs/architecture.md): the app's GET and POST p99 at 5,000 req/s
 # on the socket while background work runs at the build's priority: two busy
 # loops, gcc in a loop, plain disk writes, fsync'd writes. In the testbed:
-#   tests/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
+#   tests/machines/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
 #       -- sh tests/bench/experiments/background-work.sh
 set -eu
 src=$(pwd)
-make -s -C tests/load >/dev/null
-load=$src/tests/load/zdd-load
+make -s -C src/load >/dev/null
+load=$src/src/load/zdd-load
 myapp-zdd restart >/dev/null 2>&1
 # as the engine runs a build: SCHED_IDLE, nice 19, best-effort I/O 7
 bg() { nice -n 19 chrt -i 0 ionice -c2 -n7 "$@"; }

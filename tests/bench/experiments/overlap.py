@@ -3,7 +3,7 @@
 inherited UNIX socket, no systemd: latency at 5,000 req/s (20 % POSTs) with
 one instance (one), with a second serving beside it for 16 s (overlap), or
 with a new instance started and the old one stopped every 0.6 s (cycle).
-Usage: overlap.py src/app/myapp tests/load/zdd-load one|overlap|cycle [RATE]"""
+Usage: overlap.py src/app/myapp src/load/zdd-load one|overlap|cycle [RATE]"""
 import csv, json, os, socket, subprocess, sys, tempfile, time
 APP, LOAD, MODE = sys.argv[1], sys.argv[2], sys.argv[3]  # one | overlap | cycle
 RATE = sys.argv[4] if len(sys.argv) > 4 else "5000"

@@ -4,12 +4,12 @@
 # runs, 10 times in 12 s, under variants of the units (drop-ins in /run:
 # Nice=-10; no private network; no private users/IPC/network). Run as root
 # from the source tree inside the testbed where the package is installed:
-#   tests/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
+#   tests/machines/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
 #       -- sh tests/bench/experiments/unit-variants.sh
 set -eu
 src=$(pwd)
-make -s -C tests/load >/dev/null
-load=$src/tests/load/zdd-load
+make -s -C src/load >/dev/null
+load=$src/src/load/zdd-load
 myapp-zdd restart >/dev/null 2>&1
 variant() {
 	rm -rf /run/systemd/system/myapp.service.d /run/systemd/system/myapp@.service.d
