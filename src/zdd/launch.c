@@ -10,6 +10,7 @@
  * then judges it by its health check.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,52 @@ release_path_env(void)
 	return setenv("PATH", path, 1) < 0 ? -errno : 0;
 }
 
+/*
+ * systemd passes a unit's sockets in an order of its own, not Sockets='s:
+ * the public socket (FileDescriptorName=public) is moved to fd 3, where
+ * apps that serve one socket look (LISTEN_FDNAMES follows).
+ */
+#define LISTEN_FDS_START 3
+#define LISTEN_FDS_MAX 16
+static int
+public_socket_first(void)
+{
+	const char *fds = getenv("LISTEN_FDS"),
+		   *names = getenv("LISTEN_FDNAMES");
+	char buf[1024], *name[LISTEN_FDS_MAX], *save = NULL, joined[1024];
+	int n, count = 0, pub = -1, tmp;
+
+	if (fds == NULL || names == NULL || (n = atoi(fds)) < 2 ||
+	    n > LISTEN_FDS_MAX || strlen(names) >= sizeof(buf))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", names);
+	for (char *t = strtok_r(buf, ":", &save); t && count < n;
+	     t = strtok_r(NULL, ":", &save))
+		name[count++] = t;
+	for (int i = 0; i < count && pub < 0; i++)
+		if (strcmp(name[i], "public") == 0)
+			pub = i;
+	/* units from before FileDescriptorName=: the one not a probe */
+	for (int i = 0; i < count && pub < 0; i++)
+		if (strstr(name[i], "probe") == NULL)
+			pub = i;
+	if (count != n || pub <= 0)
+		return 0;
+	tmp = fcntl(LISTEN_FDS_START, F_DUPFD, LISTEN_FDS_START + n);
+	if (tmp < 0 || dup2(LISTEN_FDS_START + pub, LISTEN_FDS_START) < 0 ||
+	    dup2(tmp, LISTEN_FDS_START + pub) < 0)
+		return -errno;
+	close(tmp);
+	name[pub] = name[0];
+	name[0] = "public";
+	joined[0] = '\0';
+	for (int i = 0; i < n; i++)
+		snprintf(joined + strlen(joined),
+		    sizeof(joined) - strlen(joined), "%s%s", i ? ":" : "",
+		    name[i]);
+	return setenv("LISTEN_FDNAMES", joined, 1) < 0 ? -errno : 0;
+}
+
 int
 launch_command(const char *config_path, int argc, char *argv[])
 {
@@ -86,6 +133,13 @@ launch_command(const char *config_path, int argc, char *argv[])
 		    "myapp-zdd launch: the Procfile declares no '%s:' "
 		    "process\n",
 		    type);
+		return ZDD_EXIT_FAILED;
+	}
+	rc = public_socket_first();
+	if (rc < 0) {
+		errno = -rc;
+		fprintf(
+		    stderr, "myapp-zdd launch: cannot order the sockets: %m\n");
 		return ZDD_EXIT_FAILED;
 	}
 	rc = release_path_env();

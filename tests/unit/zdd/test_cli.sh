@@ -511,6 +511,17 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do [ -S "$T/notify.sock" ] && break; sleep 0.1; d
 wait "$lp"
 has "start ran" && [ "$(cat "$T/notified")" = "nothing" ]
 ok $? "launch: no Procfile runs ./start, which sends READY=1 itself (the launcher sends nothing)"
+# systemd's order is its own: the public socket must end up at fd 3.
+# shellcheck disable=SC2016 # expanded by bash -c in the launcher
+printf 'web: echo "fd3=$(readlink /proc/self/fd/3) fd4=$(readlink /proc/self/fd/4) names=$LISTEN_FDNAMES"\n' > "$L/Procfile"
+: > "$T/probe.f"; : > "$T/public.f"
+(cd "$L" && LISTEN_FDS=2 LISTEN_FDNAMES=probe:public "$ZDD" launch web 3< "$T/probe.f" 4< "$T/public.f") > "$T/out" 2>&1
+has "fd3=$T/public.f fd4=$T/probe.f names=public:probe"
+ok $? "launch: the public socket is moved to fd 3 (names follow)"
+(cd "$L" && LISTEN_FDS=2 LISTEN_FDNAMES=myapp-probe.socket:myapp.socket "$ZDD" launch web 3< "$T/probe.f" 4< "$T/public.f") > "$T/out" 2>&1
+has "fd3=$T/public.f fd4=$T/probe.f"
+ok $? "launch: units without FileDescriptorName: the socket that is not a probe"
+rm -f "$L/Procfile"
 printf '{' > "$L/app.json"
 rc=0; (cd "$L" && "$ZDD" launch) > "$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && has "app.json is not valid JSON"
