@@ -5,8 +5,9 @@
 // "Connection: close"), then exits 0.
 //
 // Notes are JSON lines appended to notes.jsonl in the state directory, each
-// fsync'ed before its 201: a note that was acknowledged is on disk. (The
-// standard library has no SQLite, so these are not the C app's notes.)
+// fsync'ed before its 201: a note that was acknowledged is on disk. The file
+// is shared by the instances that run side by side in a handover (flock).
+// (The standard library has no SQLite: these are not the C app's notes.)
 package main
 
 import (
@@ -34,10 +35,15 @@ type note struct {
 	CreatedAt string `json:"created_at"`
 }
 
-// store keeps every note in memory and appends each new one to a file.
+// store keeps the notes in memory and appends each new one to a file that
+// every instance of the app shares: during a handover the old and the new
+// release run side by side. Each write holds an exclusive flock(2) on the
+// file, first reads what other instances appended since (so ids never
+// collide), then appends and fsyncs; a read that misses catches up too.
 type store struct {
 	mu    sync.Mutex
 	f     *os.File
+	off   int64 // how far the file has been read
 	notes map[int64]note
 	last  int64
 }
@@ -48,29 +54,7 @@ func openStore(path string) (*store, error) {
 		return nil, err
 	}
 	s := &store{f: f, notes: map[int64]note{}}
-	var good int64 // bytes up to the end of the last whole line
-	r := bufio.NewReader(f)
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			break // EOF, or a last line cut short by a crash: dropped below
-		}
-		var n note
-		if json.Unmarshal(line, &n) != nil || n.ID <= s.last {
-			return nil, fmt.Errorf("%s: bad line at byte %d", path, good)
-		}
-		s.notes[n.ID] = n
-		s.last = n.ID
-		good += int64(len(line))
-	}
-	// A write that never finished was never acknowledged: cut it off.
-	if err := f.Truncate(good); err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(good, 0); err != nil {
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
+	if err := s.locked(syscall.LOCK_EX, func() error { return nil }); err != nil {
 		return nil, err
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
@@ -80,46 +64,102 @@ func openStore(path string) (*store, error) {
 	return s, nil
 }
 
-func (s *store) add(text string) (int64, error) {
+// locked runs fn holding s.mu and the file lock (how: LOCK_EX or LOCK_SH),
+// after reading what was appended since the last time.
+func (s *store) locked(how int, fn func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := note{ID: s.last + 1, Text: text, CreatedAt: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
-	line, err := json.Marshal(n)
-	if err != nil {
-		return 0, err
+	if err := syscall.Flock(int(s.f.Fd()), how); err != nil {
+		return err
 	}
-	if _, err := s.f.Write(append(line, '\n')); err != nil {
-		return 0, err
+	defer syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+	if err := s.catchUp(how == syscall.LOCK_EX); err != nil {
+		return err
 	}
-	if err := s.f.Sync(); err != nil {
-		return 0, err
-	}
-	s.notes[n.ID] = n
-	s.last = n.ID
-	return n.ID, nil
+	return fn()
 }
 
-func (s *store) get(id int64) (note, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, ok := s.notes[id]
-	return n, ok
-}
-
-func (s *store) list(limit int, before int64) []note {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []note{}
-	id := s.last
-	if before > 0 && before-1 < id {
-		id = before - 1
+// catchUp reads the lines after s.off. A last line without its newline is
+// a write cut short by a crash (never acknowledged): with the exclusive
+// lock it is cut off, else left for a writer to cut.
+func (s *store) catchUp(exclusive bool) error {
+	if _, err := s.f.Seek(s.off, 0); err != nil {
+		return err
 	}
-	for ; id > 0 && len(out) < limit; id-- {
-		if n, ok := s.notes[id]; ok {
-			out = append(out, n)
+	r := bufio.NewReader(s.f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			if len(line) > 0 && exclusive {
+				if err := s.f.Truncate(s.off); err != nil {
+					return err
+				}
+				return s.f.Sync()
+			}
+			return nil
 		}
+		var n note
+		if json.Unmarshal(line, &n) != nil || n.ID <= s.last {
+			return fmt.Errorf("%s: bad line at byte %d", s.f.Name(), s.off)
+		}
+		s.notes[n.ID] = n
+		s.last = n.ID
+		s.off += int64(len(line))
 	}
-	return out
+}
+
+func (s *store) add(text string) (id int64, err error) {
+	err = s.locked(syscall.LOCK_EX, func() error {
+		n := note{ID: s.last + 1, Text: text, CreatedAt: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+		line, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		line = append(line, '\n')
+		if _, err := s.f.WriteAt(line, s.off); err != nil {
+			return err
+		}
+		if err := s.f.Sync(); err != nil {
+			return err
+		}
+		s.notes[n.ID] = n
+		s.last = n.ID
+		s.off += int64(len(line))
+		id = n.ID
+		return nil
+	})
+	return id, err
+}
+
+func (s *store) get(id int64) (n note, ok bool, err error) {
+	s.mu.Lock()
+	n, ok = s.notes[id]
+	s.mu.Unlock()
+	if ok {
+		return n, true, nil
+	}
+	err = s.locked(syscall.LOCK_SH, func() error {
+		n, ok = s.notes[id]
+		return nil
+	})
+	return n, ok, err
+}
+
+func (s *store) list(limit int, before int64) (out []note, err error) {
+	err = s.locked(syscall.LOCK_SH, func() error {
+		out = []note{}
+		id := s.last
+		if before > 0 && before-1 < id {
+			id = before - 1
+		}
+		for ; id > 0 && len(out) < limit; id-- {
+			if n, ok := s.notes[id]; ok {
+				out = append(out, n)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 func readFirst(name string) string {
@@ -229,7 +269,13 @@ func main() {
 					return
 				}
 			}
-			reply(w, 200, map[string]interface{}{"notes": st.list(int(limit), before), "truncated": false})
+			notes, err := st.list(int(limit), before)
+			if err != nil {
+				log.Printf("zdd-go: reading notes: %v", err)
+				reply(w, 500, map[string]string{"error": "storage failure"})
+				return
+			}
+			reply(w, 200, map[string]interface{}{"notes": notes, "truncated": false})
 		case http.MethodPost:
 			if ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]); !strings.EqualFold(ct, "application/json") {
 				reply(w, 415, map[string]string{"error": "Content-Type must be application/json"})
@@ -262,8 +308,17 @@ func main() {
 	})
 	mux.HandleFunc("/api/notes/", func(w http.ResponseWriter, r *http.Request) {
 		id, ok := positive(strings.TrimPrefix(r.URL.Path, "/api/notes/"))
-		n, found := st.get(id)
-		if !ok || !found {
+		if !ok {
+			reply(w, 404, map[string]string{"error": "no such note"})
+			return
+		}
+		n, found, err := st.get(id)
+		if err != nil {
+			log.Printf("zdd-go: reading a note: %v", err)
+			reply(w, 500, map[string]string{"error": "storage failure"})
+			return
+		}
+		if !found {
 			reply(w, 404, map[string]string{"error": "no such note"})
 			return
 		}
