@@ -1,0 +1,3 @@
+module example.com/zdd-go
+
+go 1.19
