@@ -40,6 +40,14 @@ check_match() {
 finish() {
 	echo "1..$tests_run"
 	echo "$((tests_run - tests_failed)) passed, $tests_failed failed"
+	# What the machine saw, for the one who reads a failure afterwards: the
+	# app units' journal and what ran, in the artifacts (CI keeps them).
+	if [ "$tests_failed" -ne 0 ] && [ -n "${AUTOPKGTEST_ARTIFACTS:-}" ]; then
+		journalctl --no-pager -o short-precise -u 'myapp*' -u nginx.service \
+			>"$AUTOPKGTEST_ARTIFACTS/journal-$(basename "$0").txt" 2>&1 || true
+		ps -eo pid,user,pcpu,time,rss,args --sort=-time \
+			>"$AUTOPKGTEST_ARTIFACTS/ps-$(basename "$0").txt" 2>&1 || true
+	fi
 	[ "$tests_failed" -eq 0 ]
 }
 # http URL [curl args…]: prints "STATUS BODY" of a request (no retries). The
