@@ -1,66 +1,141 @@
 /*
- * The build: sh -c COMMAND (builder.c chose it) at the top of the release,
- * with the engine's clean environment and the build caches, at low CPU and
- * I/O priority (the live app shares the machine), in its own process group
- * killed whole on timeout, its output in releases/<id>/build.log.
+ * The build, engine side: the command builder.c chose goes into the
+ * release (build.command), and the build unit <APP>-build@<id>.service
+ * runs it (build_exec.c), bounded in CPU, memory, I/O, tasks and time by
+ * systemd, its output in releases/<id>/build.log. When the unit ends,
+ * whatever the build started ends with its cgroup. The engine only starts
+ * it, waits, stops it on timeout or interrupt, and says why it failed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "zdd.h"
 
 #define BUILD_LOG "build.log"
+#define BUILD_COMMAND_FILE "build.command"
+/* systemd's own TimeoutStartSec= (BUILD_TIMEOUT) ends a build first; the
+ * engine's limit is the backstop. */
+#define ENGINE_GRACE_S 30
+
+static int
+write_new_file(const char *path, const char *text, char *why, size_t whylen)
+{
+	size_t len = strlen(text);
+	int fd, rc = 0;
+
+	fd = open(
+	    path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot create %s: %m", path);
+		return rc;
+	}
+	if (len > 0 && write(fd, text, len) != (ssize_t)len) {
+		rc = errno ? -errno : -EIO;
+		snprintf(why, whylen, "cannot write %s: %m", path);
+	}
+	if (close(fd) < 0 && rc == 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot write %s: %m", path);
+	}
+	return rc;
+}
+
+/* Why the unit failed, from how systemd saw it end. */
+static void
+describe_failure(const struct zdd_config *cfg, const char *unit,
+    const char *command, const char *systemctl_said, char *why, size_t whylen)
+{
+	struct unit_result res;
+	char ignored[128];
+
+	if (units_result(cfg, unit, &res, ignored, sizeof(ignored)) < 0) {
+		snprintf(why, whylen, "'%s' failed (%s did not say why)",
+		    command, unit);
+		return;
+	}
+	if (strcmp(res.result, "oom-kill") == 0)
+		snprintf(why, whylen,
+		    "the build used more memory than BUILD_MEMORY_MAX=%s "
+		    "allows, killed",
+		    cfg->build_memory_max);
+	else if (strcmp(res.result, "timeout") == 0)
+		snprintf(why, whylen,
+		    "build took longer than %u s (BUILD_TIMEOUT), killed",
+		    cfg->build_timeout);
+	else if (strcmp(res.result, "signal") == 0 ||
+	    strcmp(res.result, "core-dump") == 0)
+		snprintf(why, whylen, "'%s' killed by signal %d (%s)", command,
+		    res.exit_status, strsignal(res.exit_status));
+	else if (strcmp(res.result, "exit-code") == 0)
+		snprintf(why, whylen, "'%s' failed (exit status %d)", command,
+		    res.exit_status);
+	else /* it never ran: polkit, a missing unit, ... */
+		snprintf(why, whylen, "cannot start %s: %.*s", unit,
+		    (int)strcspn(systemctl_said, "\n"), systemctl_said);
+}
 
 int
 build_run(const struct zdd_config *cfg, const char *id, const char *command,
     char *why, size_t whylen)
 {
-	char dir[ZDD_RELEASE_PATH_MAX], log[ZDD_RELEASE_PATH_MAX];
-	char status_text[64];
+	char cmdfile[ZDD_RELEASE_PATH_MAX], log[ZDD_RELEASE_PATH_MAX];
+	char unit[ZDD_NAME_MAX + 64], out[2048];
+	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password", "start",
+		unit, NULL };
+	/* its own group: an interrupted engine stops waiting at once */
 	struct spawn_opts o = { .in_fd = -1,
+		.out_fd = -1,
+		.err_fd = 1,
 		.new_pgrp = true,
-		.low_priority = true,
-		.timeout_s = cfg->build_timeout };
-	char *argv[] = { "sh", "-c", (char *)command, NULL };
-	char *env[16];
-	int fd, status, rc;
+		.timeout_s = cfg->build_timeout + ENGINE_GRACE_S };
+	char stop_why[256];
+	int status, rc;
 
-	if (release_path(cfg->app_root, id, NULL, dir, sizeof(dir)) < 0 ||
+	if (release_path(cfg->app_root, id, BUILD_COMMAND_FILE, cmdfile,
+		sizeof(cmdfile)) < 0 ||
 	    release_path(cfg->app_root, id, BUILD_LOG, log, sizeof(log)) < 0) {
 		snprintf(why, whylen, "release path too long (APP_ROOT)");
 		return -ENAMETOOLONG;
 	}
-	fd = open(
-	    log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "cannot create %s: %m", log);
+	rc = unit_name(cfg, "build", id, unit, sizeof(unit));
+	if (rc < 0) {
+		snprintf(why, whylen, "unit name too long (APP)");
 		return rc;
 	}
-	builder_env(env, sizeof(env) / sizeof(env[0]));
-	o.extra_env = env;
-	o.cwd = dir;
-	o.out_fd = fd;
-	o.err_fd = fd;
-	rc = spawn_run(argv, &o, &status);
-	close(fd);
+	/* build.log exists before the unit does, so its tail can be shown
+	 * whatever stops the build */
+	rc = write_new_file(cmdfile, command, why, whylen);
+	if (rc == 0)
+		rc = write_new_file(log, "", why, whylen);
+	if (rc < 0)
+		return rc;
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc == -ETIMEDOUT || (rc == 0 && !spawn_ok(status))) {
+		/* the start job may still run (engine timeout, interrupt):
+		 * stopping the unit ends it and all it started */
+		(void)units_run(
+		    cfg, 60, "stop", unit, NULL, stop_why, sizeof(stop_why));
+	}
 	if (rc == -ETIMEDOUT && zdd_interrupted) {
-		snprintf(why, whylen, "interrupted, build killed");
+		snprintf(why, whylen, "interrupted, build stopped");
 	} else if (rc == -ETIMEDOUT) {
 		snprintf(why, whylen,
-		    "build took longer than %u s "
-		    "(BUILD_TIMEOUT), killed",
+		    "build took longer than %u s (BUILD_TIMEOUT), stopped",
 		    cfg->build_timeout);
 	} else if (rc < 0) {
 		errno = -rc;
-		snprintf(why, whylen, "cannot run the build: %m");
+		snprintf(
+		    why, whylen, "cannot run systemctl start %s: %m", unit);
 	} else if (!spawn_ok(status)) {
-		spawn_describe(status, status_text, sizeof(status_text));
-		snprintf(why, whylen, "'%s' failed (%s)", command, status_text);
+		describe_failure(cfg, unit, command, out, why, whylen);
 		rc = -EIO;
 	}
+	/* a failed build is reported here, not left as a failed unit */
+	units_reset_failed(cfg, unit, NULL);
 	if (rc < 0) {
 		log_info("       last lines of %s:", log);
 		log_file_tail(log, 20);

@@ -12,8 +12,8 @@
  *   requirements.txt, pyproject.toml  a virtualenv .venv in the release
  *   go.mod                          go build -o bin/ ./...
  *
- * The build's caches live under the deploy user's home (builder_env), so
- * a redeploy does not fetch everything again.
+ * The build's caches live in the build unit's cache directory
+ * (builder_env), so a redeploy does not fetch everything again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +26,6 @@
 #include "zdd.h"
 
 #define PACKAGE_JSON_SIZE_MAX ((size_t)1024 * 1024)
-#define CACHE_SUBDIR ".cache/myapp-zdd"
 
 static bool
 has(const char *dir, const char *name)
@@ -151,11 +150,12 @@ builder_plan(const char *dir, const char *given, const char *given_why,
 }
 
 /*
- * The caches, as "K=V" strings into env[0..n) (static storage: one build
- * per process).  Returns how many were set.
+ * The caches under cache_dir (the build unit's CacheDirectory=), as "K=V"
+ * strings into env[0..n) (static storage: one build per process).
+ * Returns how many were set.
  */
 size_t
-builder_env(char **env, size_t n)
+builder_env(const char *cache_dir, char **env, size_t n)
 {
 	static const char *const vars[][2] = {
 		{ "npm_config_cache", "npm" },
@@ -166,14 +166,18 @@ builder_env(char **env, size_t n)
 		{ "XDG_CACHE_HOME", "xdg" },
 	};
 	static char buf[sizeof(vars) / sizeof(vars[0])][ZDD_PATH_MAX + 64];
-	const char *home = getenv("HOME");
 	size_t i, used = 0;
 
-	if (home == NULL || home[0] != '/' || strlen(home) >= ZDD_PATH_MAX)
+	if (n == 0)
 		return 0;
+	if (cache_dir == NULL || cache_dir[0] != '/' ||
+	    strlen(cache_dir) >= ZDD_PATH_MAX) {
+		env[0] = NULL;
+		return 0;
+	}
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]) && used + 1 < n; i++) {
-		snprintf(buf[i], sizeof(buf[i]), "%s=%s/" CACHE_SUBDIR "/%s",
-		    vars[i][0], strcmp(home, "/") == 0 ? "" : home, vars[i][1]);
+		snprintf(buf[i], sizeof(buf[i]), "%s=%s/%s", vars[i][0],
+		    cache_dir, vars[i][1]);
 		env[used++] = buf[i];
 	}
 	/* A go.mod asking for a newer Go must not download a toolchain. */

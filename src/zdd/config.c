@@ -25,6 +25,7 @@ enum value_kind {
 	V_COMMAND,
 	V_OPTCOMMAND,
 	V_GRANTS,
+	V_MEMSIZE,
 	V_URLPATH,
 	V_UINT,
 	V_PROGRAM,
@@ -64,6 +65,8 @@ static const struct key_spec keys[] = {
 	/* empty: chosen from the release's files (builder.c) */
 	STR("BUILD_COMMAND", V_OPTCOMMAND, build_command, ""),
 	NUM("BUILD_TIMEOUT", build_timeout, 1, 86400, "600"),
+	/* the build unit's MemoryMax= (of the machine's RAM by default) */
+	STR("BUILD_MEMORY_MAX", V_MEMSIZE, build_memory_max, "50%"),
 	NUM("READY_TIMEOUT", ready_timeout, 1, 3600, "60"),
 	STR("HEALTH_PATH", V_URLPATH, health_path, "/healthz"),
 	NUM("HEALTH_TIMEOUT", health_timeout, 1, 3600, "10"),
@@ -89,6 +92,35 @@ config_defaults(struct zdd_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NKEYS; i++)
 		(void)config_set(cfg, keys[i].key, keys[i].def, "default");
+}
+
+/* What systemd's MemoryMax= takes, in the forms an admin writes. */
+static bool
+memsize_valid(const char *v)
+{
+	unsigned long long n;
+	char *end;
+
+	if (strcmp(v, "infinity") == 0)
+		return true;
+	if (!isdigit((unsigned char)v[0]))
+		return false;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || n == 0)
+		return false;
+	if (strcmp(end, "%") == 0)
+		return n <= 100;
+	/* at least 16 MiB: less cannot run a compiler */
+	if (strcmp(end, "K") == 0)
+		return n >= 16ULL * 1024 && n < (1ULL << 40);
+	if (strcmp(end, "M") == 0)
+		return n >= 16 && n < (1ULL << 30);
+	if (strcmp(end, "G") == 0)
+		return n < (1ULL << 20);
+	if (strcmp(end, "T") == 0)
+		return n < (1ULL << 10);
+	return false;
 }
 
 static bool
@@ -234,6 +266,8 @@ valid_kind(enum value_kind kind, const char *v)
 
 		return grants_parse(v, &grants) == 0;
 	}
+	case V_MEMSIZE:
+		return memsize_valid(v);
 	case V_URLPATH:
 		if (v[0] != '/')
 			return false;
@@ -274,6 +308,9 @@ kind_hint(enum value_kind kind)
 		return "a shell command on one line, or empty";
 	case V_GRANTS:
 		return "empty, or jit, network or both separated by a comma";
+	case V_MEMSIZE:
+		return "a share of the RAM (1%-100%), a size (512M, 2G) or "
+		       "infinity";
 	case V_URLPATH:
 		return "a URL path starting with '/', no spaces";
 	case V_PROGRAM:

@@ -82,6 +82,11 @@ static const struct command commands[] = {
 	    .args = "[TYPE]",
 	    .help = "(the app's units) run the release's Procfile TYPE\n"
 		    "(default web), or ./start" },
+	{ .name = "build-exec",
+	    .run_raw = build_exec_command,
+	    .args = "ID",
+	    .help = "(the build unit) run the build the engine\n"
+		    "wrote into release ID" },
 	{ .name = "logs-serve",
 	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"
@@ -268,19 +273,6 @@ cmd_restart(const struct zdd_config *cfg, const struct invocation *inv)
 	return restart_run(cfg, inv->user);
 }
 
-/*
- * A hook inherits whatever descriptors git (or a shell) had open; none of
- * them may reach the build, git or systemctl.
- */
-static void
-close_inherited_fds(void)
-{
-	if (close_range(3, ~0U, 0) == 0)
-		return;
-	for (int fd = 3; fd < 1024; fd++) /* kernels before 5.9 */
-		close(fd);
-}
-
 static int
 bad_usage(const char *fmt, const char *arg)
 {
@@ -363,7 +355,7 @@ main(int argc, char *argv[])
 		strlen(inv.option_value) >= cmd->option_max))
 		return bad_usage("%s: empty or too long", cmd->option);
 
-	close_inherited_fds();
+	spawn_close_inherited_fds();
 	config_defaults(&cfg);
 	if (config_load(&cfg, config_path, config_given) < 0)
 		return ZDD_EXIT_USAGE;

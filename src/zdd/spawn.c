@@ -282,3 +282,16 @@ spawn_describe(int wstatus, char *buf, size_t n)
 	else
 		snprintf(buf, n, "wait status %#x", (unsigned)wstatus);
 }
+
+/*
+ * A hook inherits whatever descriptors git (or a shell) had open; none of
+ * them may reach the build, git or systemctl.
+ */
+void
+spawn_close_inherited_fds(void)
+{
+	if (close_range(3, ~0U, 0) == 0)
+		return;
+	for (int fd = 3; fd < 1024; fd++) /* kernels before 5.9 */
+		close(fd);
+}

@@ -12,7 +12,7 @@
 /* kind: "main" <APP>.service, "side" <APP>@<id>.service,
  * "side-probe" <APP>-probe@<id>.socket, "socket" <APP>.socket,
  * "probe" <APP>-probe.socket, "twin" <APP>-twin@<id>.service (on the side
- * instance's probe socket alone). */
+ * instance's probe socket alone), "build" <APP>-build@<id>.service. */
 int
 unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n)
@@ -29,6 +29,8 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s@%s.service", cfg->app, id);
 	else if (strcmp(kind, "twin") == 0 && id)
 		len = snprintf(out, n, "%s-twin@%s.service", cfg->app, id);
+	else if (strcmp(kind, "build") == 0 && id)
+		len = snprintf(out, n, "%s-build@%s.service", cfg->app, id);
 	else if (strcmp(kind, "side-probe") == 0 && id)
 		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
 	else
@@ -123,6 +125,39 @@ units_state(const struct zdd_config *cfg, const char *unit,
 			st->main_pid = strtol(line + 8, NULL, 10);
 		else if (strncmp(line, "NRestarts=", 10) == 0)
 			st->restarts = strtoul(line + 10, NULL, 10);
+	}
+	return 0;
+}
+
+/* How a unit's last run ended: Result= ("success", "exit-code",
+ * "oom-kill", "timeout", "signal", ...) and its main process's exit status
+ * (or signal). */
+int
+units_result(const struct zdd_config *cfg, const char *unit,
+    struct unit_result *res, char *why, size_t whylen)
+{
+	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
+		"Result", "-p", "ExecMainStatus", (char *)unit, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
+	char out[512], *save = NULL;
+	int status, rc;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(res->result, sizeof(res->result), "unknown");
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc < 0 || !spawn_ok(status)) {
+		snprintf(why, whylen, "systemctl show %s failed", unit);
+		return rc < 0 ? rc : -EIO;
+	}
+	for (char *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "Result=", 7) == 0)
+			snprintf(
+			    res->result, sizeof(res->result), "%s", line + 7);
+		else if (strncmp(line, "ExecMainStatus=", 15) == 0)
+			res->exit_status = (int)strtol(line + 15, NULL, 10);
 	}
 	return 0;
 }

@@ -53,6 +53,7 @@ struct zdd_config {
 	unsigned keep_releases;
 	char build_command[ZDD_VALUE_MAX];
 	unsigned build_timeout;
+	char build_memory_max[24]; /* MemoryMax= of the build unit */
 	unsigned ready_timeout;
 	char health_path[ZDD_REF_MAX];
 	unsigned health_timeout;
@@ -113,6 +114,7 @@ int spawn_capture(char *const argv[], const struct spawn_opts *o, char *out,
 bool spawn_ok(int wstatus);
 void spawn_describe(int wstatus, char *buf, size_t n);
 void spawn_reset_signals(void);
+void spawn_close_inherited_fds(void);
 
 /* privdrop.c */
 int privdrop(const char *user);
@@ -199,6 +201,12 @@ struct unit_state {
 	long main_pid;
 	unsigned long restarts; /* NRestarts */
 };
+struct unit_result {
+	char result[32]; /* systemd's Result= */
+	int exit_status; /* ExecMainStatus= */
+};
+int units_result(const struct zdd_config *cfg, const char *unit,
+    struct unit_result *res, char *why, size_t whylen);
 int units_state(const struct zdd_config *cfg, const char *unit,
     struct unit_state *st, char *why, size_t whylen);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
@@ -299,7 +307,7 @@ struct build_plan {
 };
 int builder_plan(const char *dir, const char *given, const char *given_why,
     struct build_plan *p, char *why, size_t whylen);
-size_t builder_env(char **env, size_t n);
+size_t builder_env(const char *cache_dir, char **env, size_t n);
 
 /* profile.c */
 int grants_parse(const char *text, unsigned *grants);
@@ -310,6 +318,9 @@ int profile_exposure(
 
 /* launch.c */
 int launch_command(const char *config_path, int argc, char *argv[]);
+
+/* build_exec.c */
+int build_exec_command(const char *config_path, int argc, char *argv[]);
 
 /* history.c */
 struct step_time {

@@ -240,13 +240,13 @@ test_builder(void)
 		strcmp(p.command, "./build.sh") == 0 &&
 		strcmp(p.why, "the BUILD_COMMAND setting") == 0,
 	    "builder: a given command wins, and says where from");
-	setenv("HOME", "/home/deploy", 1);
-	ok(builder_env(env, 16) == 7 &&
-		strcmp(env[0],
-		    "npm_config_cache=/home/deploy/.cache/myapp-zdd/npm") ==
+	ok(builder_env("/var/cache/myapp-build", env, 16) == 7 &&
+		strcmp(env[0], "npm_config_cache=/var/cache/myapp-build/npm") ==
 		    0 &&
-		env[7] == NULL,
-	    "builder: caches under the deploy user's home (%s)", env[0]);
+		strcmp(env[6], "GOTOOLCHAIN=local") == 0 && env[7] == NULL,
+	    "builder: caches in the build unit's cache directory (%s)", env[0]);
+	ok(builder_env("relative", env, 16) == 0 && env[0] == NULL,
+	    "builder: no caches without an absolute cache directory");
 }
 
 static void

@@ -63,6 +63,9 @@ APP=myapp
 APP_ROOT=$ROOT
 RUN_DIR=$RUN
 STATE=$T/state
+ZDD=$ZDD
+CONF=$T/zdd.conf
+CACHE=$T/cache
 EOF
 cat > "$T/fake-journalctl" <<'EOF'
 #!/bin/sh

@@ -553,85 +553,131 @@ test_branch_race(void)
 	fflush(stdout);
 }
 
+/* build_exec_command in a child (it execs): the unit side of the build. */
+static int
+run_build_exec(const char *conf, const char *id, const char *cache)
+{
+	char *argv[] = { (char *)id, NULL };
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		setenv("CACHE_DIRECTORY", cache, 1);
+		setenv("GIT_DIR", "/should/not/leak", 1);
+		_exit(build_exec_command(conf, 1, argv));
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 static void
 test_build(void)
 {
 	struct zdd_config c;
 	struct build_case b;
 	char root[300], out[8192], log[600], content[4096] = "";
+	char conf[600], cache[600], fake[600], calls[600], cmdfile[600];
 	const char *id = "20260101000000-aaaaaaa";
-	double t0;
+	int rc;
 
 	config_defaults(&c);
 	snprintf(root, sizeof(root), "%s/build", tmpdir);
 	snprintf(c.app_root, sizeof(c.app_root), "%s", root);
 	sh("mkdir -p %s/releases/%s", root, id);
 	snprintf(log, sizeof(log), "%s/releases/%s/build.log", root, id);
+	snprintf(
+	    cmdfile, sizeof(cmdfile), "%s/releases/%s/build.command", root, id);
+	snprintf(conf, sizeof(conf), "%s/zdd.conf", root);
+	snprintf(cache, sizeof(cache), "%s/cache", root);
+	snprintf(calls, sizeof(calls), "%s/calls", root);
+	sh("printf 'APP_ROOT=%s\\n' > %s && mkdir -p %s", root, conf, cache);
 
-	b = (struct build_case){ &c, id,
-		"echo out; echo err >&2; "
-		"echo \"PATH=$PATH HOME=$HOME LANG=$LANG GIT_DIR=${GIT_DIR:-unset}\";"
-		" echo nice=$(cut -d' ' -f19 /proc/self/stat);"
-		" echo policy=$(cut -d' ' -f41 /proc/self/stat); ionice -p $$;"
-		" pwd > where",
-		0, "" };
-	setenv("GIT_DIR", "/should/not/leak", 1);
-	env_sanitize();
-	capture(run_build, &b, out, sizeof(out));
+	/* The unit side: build-exec runs build.command in the release. */
+	sh("printf '%%s' 'echo out; echo err >&2; "
+	   "echo \"PATH=$PATH HOME=$HOME LANG=$LANG "
+	   "GIT_DIR=${GIT_DIR:-unset} npm=$npm_config_cache\"; "
+	   "ls /proc/self/fd | tr \"\\n\" \" \"; echo; "
+	   "read x && echo stdin=$x; pwd > where' > %s",
+	    cmdfile);
+	sh(": > %s", log);
+	rc = run_build_exec(conf, id, cache);
 	read_text(log, content, sizeof(content));
-	ok(b.rc == 0, "build succeeds");
+	ok(rc == 0, "build-exec: the command ran (exit %d)", rc);
 	ok(strstr(content, "out\n") && strstr(content, "err\n"),
-	    "stdout and stderr in build.log");
+	    "build-exec: stdout and stderr in build.log");
 	ok(strstr(content, "PATH=/usr/local/bin:/usr/bin:/bin ") &&
 		strstr(content, "LANG=C.UTF-8") &&
 		strstr(content, "GIT_DIR=unset"),
-	    "clean environment (PATH, LANG, no GIT_*)");
-	ok(strstr(content, "nice=19") != NULL, "build runs at nice 19");
-	ok(strstr(content, "policy=5") != NULL,
-	    "build runs under SCHED_IDLE (policy 5): only CPU the app leaves");
-	ok(strstr(content, "best-effort: prio 7") != NULL,
-	    "build runs at best-effort I/O priority 7");
+	    "build-exec: clean environment (PATH, LANG, no GIT_*)");
+	ok(strstr(content, "/cache/home ") && strstr(content, "/cache/npm"),
+	    "build-exec: HOME and the caches in CACHE_DIRECTORY");
+	ok(strstr(content, "\n0 1 2 3 \n") != NULL,
+	    "build-exec: the build gets fds 0-2 only (+ ls's own)");
+	ok(strstr(content, "stdin=") == NULL, "build-exec: stdin is /dev/null");
 	ok(sh("grep -qx %s/releases/%s %s/releases/%s/where", root, id, root,
 	       id) == 0,
-	    "build runs in the release directory");
+	    "build-exec: runs in the release directory");
+	sh("printf 'exit 3' > %s", cmdfile);
+	ok(run_build_exec(conf, id, cache) == 3,
+	    "build-exec: exits with the command's status");
+	ok(run_build_exec(conf, "../../etc", cache) == ZDD_EXIT_USAGE,
+	    "build-exec: a malformed release id is refused");
 
-	b = (struct build_case){ &c, id,
-		"for i in $(seq 1 40); do "
-		"echo line $i; done; exit 3",
-		0, "" };
+	/* The engine side, with a systemctl that plays the unit's part. */
+	snprintf(fake, sizeof(fake), "%s/systemctl", root);
+	sh("printf '%%s\\n' '#!/bin/sh' 'echo \"$*\" >> %s' "
+	   "'case \"$*\" in *\" start \"*) exit $(cat %s/start-rc) ;; "
+	   "\"show \"*) cat %s/show ;; esac' > %s && chmod +x %s",
+	    calls, root, root, fake, fake);
+	snprintf(c.systemctl, sizeof(c.systemctl), "%s", fake);
+	sh("echo 0 > %s/start-rc; : > %s", root, calls);
+	b = (struct build_case){ &c, id, "make all", 0, "" };
 	capture(run_build, &b, out, sizeof(out));
-	ok(b.rc < 0 && strstr(b.why, "exit status 3"),
-	    "failing build "
-	    "reported (%s)",
+	ok(b.rc == 0 && sh("grep -qx 'make all' %s", cmdfile) == 0 &&
+		sh("grep -qx -- '--no-ask-password start "
+		   "myapp-build@%s.service' %s",
+		    id, calls) == 0,
+	    "build: the command goes to build.command, the build unit "
+	    "starts (%s)",
 	    b.why);
+	ok(sh("grep -q 'reset-failed myapp-build@%s.service' %s", id, calls) ==
+		0,
+	    "build: no failed build unit is left behind");
+
+	sh("echo 1 > %s/start-rc", root);
+	sh("printf 'Result=exit-code\\nExecMainStatus=3\\n' > %s/show", root);
+	b = (struct build_case){ &c, id, "exit 3", 0, "" };
+	capture(run_build, &b, out, sizeof(out));
+	ok(b.rc < 0 && strstr(b.why, "'exit 3' failed (exit status 3)"),
+	    "build: a failing build is reported with its status (%s)", b.why);
+	ok(sh("grep -q 'stop myapp-build@%s.service' %s", id, calls) == 0,
+	    "build: a failed start stops the unit (and all it started)");
+
+	sh("printf 'Result=oom-kill\\nExecMainStatus=9\\n' > %s/show", root);
+	snprintf(c.build_memory_max, sizeof(c.build_memory_max), "512M");
+	capture(run_build, &b, out, sizeof(out));
+	ok(b.rc < 0 && strstr(b.why, "BUILD_MEMORY_MAX=512M"),
+	    "build: killed at its memory ceiling, says which setting (%s)",
+	    b.why);
+	sh("printf 'Result=timeout\\nExecMainStatus=0\\n' > %s/show", root);
+	capture(run_build, &b, out, sizeof(out));
+	ok(b.rc < 0 && strstr(b.why, "BUILD_TIMEOUT"),
+	    "build: a timeout says which setting (%s)", b.why);
+
+	/* build.log's tail: what the unit wrote is shown when it fails */
+	sh("printf '%%s\\n' '#!/bin/sh' 'echo \"$*\" >> %s' "
+	   "'case \"$*\" in *\" start \"*) for i in $(seq 1 40); do "
+	   "echo line $i; done >> %s; exit 1 ;; "
+	   "\"show \"*) cat %s/show ;; esac' > %s",
+	    calls, log, root, fake);
+	sh("printf 'Result=exit-code\\nExecMainStatus=1\\n' > %s/show", root);
+	capture(run_build, &b, out, sizeof(out));
 	ok(strstr(out, "line 40") && strstr(out, "line 21\n") &&
 		!strstr(out, "line 20\n"),
-	    "last 20 lines of the log printed");
-
-	char pidfile[600];
-	snprintf(pidfile, sizeof(pidfile), "%s/bg.pid", root);
-	char cmd[1024];
-	snprintf(
-	    cmd, sizeof(cmd), "sleep 300 & echo $! > %s; sleep 300", pidfile);
-	c.build_timeout = 1;
-	b = (struct build_case){ &c, id, cmd, 0, "" };
-	t0 = clock_seconds();
-	capture(run_build, &b, out, sizeof(out));
-	double took = clock_seconds() - t0;
-	ok(b.rc == -ETIMEDOUT && strstr(b.why, "BUILD_TIMEOUT"),
-	    "build timeout reported (%s)", b.why);
-	ok(took < 5, "killed promptly (%.1f s)", took);
-	char pidtxt[32] = "", procpath[64], stat[512] = "";
-	read_text(pidfile, pidtxt, sizeof(pidtxt));
-	usleep(200000);
-	snprintf(procpath, sizeof(procpath), "/proc/%ld/stat",
-	    strtol(pidtxt, NULL, 10));
-	bool gone = read_text(procpath, stat, sizeof(stat)) < 0 ||
-	    strstr(stat, ") Z ") != NULL;
-	ok(pidtxt[0] && gone,
-	    "background child of the build killed too "
-	    "(pid %ld)",
-	    strtol(pidtxt, NULL, 10));
+	    "build: the last 20 lines of build.log printed");
 }
 
 static void
