@@ -4,15 +4,18 @@
  * build's sandbox. It runs the command the engine wrote into the release
  * (build.command) with sh -c at the top of the release, stdin from
  * /dev/null, stdout and stderr into build.log, a clean environment and the
- * build caches in the unit's CacheDirectory=. Its exit status is the
- * command's: systemd records it, the engine reads it (build.c).
+ * build caches in the unit's CacheDirectory=, then kills what the build
+ * left running. Its exit status is the command's: systemd records it, the
+ * engine reads it (build.c).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zdd.h"
@@ -49,6 +52,105 @@ build_environment(const char *id, char **env, size_t n)
 	return 0;
 }
 
+/*
+ * The build unit's cgroup.procs file, when this process runs in that unit
+ * (its cgroup is <APP>-build@<id>.service): cgroup v2, the hybrid's
+ * unified tree, or v1's name=systemd tree.
+ */
+static int
+unit_procs_path(const char *app, const char *id, char *out, size_t n)
+{
+	static const char *const roots[] = { "/sys/fs/cgroup",
+		"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd" };
+	char line[ZDD_PATH_MAX], unit[ZDD_NAME_MAX + 64];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int rc = -ENOENT;
+
+	if (f == NULL)
+		return -errno;
+	snprintf(unit, sizeof(unit), "/%s-build@%s.service", app, id);
+	while (rc < 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *path = strchr(line, ':');
+		size_t len;
+
+		path = path ? strchr(path + 1, ':') : NULL;
+		if (path == NULL)
+			continue;
+		path++;
+		path[strcspn(path, "\n")] = '\0';
+		len = strlen(path);
+		if (len < strlen(unit) ||
+		    strcmp(path + len - strlen(unit), unit) != 0)
+			continue;
+		for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+			snprintf(out, n, "%s%s/cgroup.procs", roots[i], path);
+			if (access(out, R_OK) == 0) {
+				rc = 0;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Whatever the build left running in the unit (a daemon it started, a
+ * setsid'd child) is killed here, before the unit's main process exits:
+ * systemd's own sweep at that moment was seen to miss one in a container.
+ */
+#define SWEEPS_MAX 200
+static void
+kill_leftovers(const char *app, const char *id)
+{
+	char procs[ZDD_PATH_MAX + 64];
+
+	if (unit_procs_path(app, id, procs, sizeof(procs)) < 0)
+		return; /* not in the build unit (the tests): nothing of ours */
+	for (int sweep = 0; sweep < SWEEPS_MAX; sweep++) {
+		FILE *f = fopen(procs, "re");
+		long pid;
+		int others = 0;
+
+		if (f == NULL)
+			return;
+		while (fscanf(f, "%ld", &pid) == 1)
+			if (pid != (long)getpid() &&
+			    kill((pid_t)pid, SIGKILL) == 0)
+				others++;
+		fclose(f);
+		if (others == 0)
+			return;
+		clock_sleep(0.01);
+	}
+}
+
+/* Runs the command in a child and returns its status as an exit code. */
+static int
+run_and_reap(const char *command, char **env, const char *app, const char *id)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		fprintf(stderr, "myapp-zdd build-exec: cannot fork: %m\n");
+		return 127;
+	}
+	if (pid == 0) {
+		execle("/bin/sh", "sh", "-c", command, (char *)NULL, env);
+		fprintf(
+		    stderr, "myapp-zdd build-exec: cannot run /bin/sh: %m\n");
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 127;
+	kill_leftovers(app, id);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int
 build_exec_command(const char *config_path, int argc, char *argv[])
 {
@@ -67,13 +169,14 @@ build_exec_command(const char *config_path, int argc, char *argv[])
 	if (config_load(&cfg, config_path, false) < 0)
 		return ZDD_EXIT_USAGE;
 	if (release_path(cfg.app_root, id, NULL, dir, sizeof(dir)) < 0) {
-		fprintf(stderr, "myapp-zdd build-exec: release path too long\n");
+		fprintf(
+		    stderr, "myapp-zdd build-exec: release path too long\n");
 		return ZDD_EXIT_USAGE;
 	}
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0 || fchdir(dirfd) < 0) {
-		fprintf(stderr, "myapp-zdd build-exec: cannot enter %s: %m\n",
-		    dir);
+		fprintf(
+		    stderr, "myapp-zdd build-exec: cannot enter %s: %m\n", dir);
 		goto fail;
 	}
 	rc = file_read_bounded(
@@ -95,13 +198,18 @@ build_exec_command(const char *config_path, int argc, char *argv[])
 	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (log < 0 || null < 0 || dup2(null, 0) < 0 || dup2(log, 1) < 0 ||
 	    dup2(log, 2) < 0) {
-		fprintf(stderr, "myapp-zdd build-exec: cannot open %s/build.log: %m\n",
+		fprintf(stderr,
+		    "myapp-zdd build-exec: cannot open %s/build.log: %m\n",
 		    dir);
 		goto fail;
 	}
 	/* the command sees fds 0-2 only (the others are close-on-exec) */
-	execle("/bin/sh", "sh", "-c", command, (char *)NULL, env);
-	fprintf(stderr, "myapp-zdd build-exec: cannot run /bin/sh: %m\n");
+	rc = run_and_reap(command, env, cfg.app, id);
+	free(command);
+	close(null);
+	close(log);
+	close(dirfd);
+	return rc;
 fail:
 	free(command);
 	if (null >= 0)
