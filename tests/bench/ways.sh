@@ -38,6 +38,8 @@ deploy_express_restart() {
 	done
 }
 
+# EXPRESS_SRC: the app pushed for these series (default examples/node-express;
+# another directory for an experiment on the app's own stop, for instance).
 # Node at 5,000 req/s on 2 cores would measure Node's throughput, not the
 # deploy: the Express rows run at this one rate whatever RATES says.
 EXPRESS_RATE=${EXPRESS_RATE:-500}
@@ -75,7 +77,7 @@ set_tree() {
 express_up() {
 	c_tree=$(as_deploy git -C "$work/app" rev-parse HEAD)
 	{ grant jit >>"$results/express-setup.log" 2>&1 &&
-		set_tree "$src/examples/node-express" &&
+		set_tree "${EXPRESS_SRC:-$src/examples/node-express}" &&
 		[ "$(live_app)" = node-express ]; } || return 1
 }
 # express_down: the reference app live again and nothing granted, as the
