@@ -8,6 +8,10 @@
 #   zdd-restart  `myapp-zdd restart`: our handover without a build (the
 #                same handover as zdd, minus git and the compiler competing
 #                for the 2 cores: it tells the two costs apart)
+#   express-zdd, express-sock-restart
+#                zdd and sock-restart with the guide's own app live
+#                (examples/node-express), at $EXPRESS_RATE only: the
+#                comparison the guide made, with its app
 
 BIND_UNIT=bench-bind.service
 BIND_ADDR=127.0.0.1:8090
@@ -20,6 +24,82 @@ deploy_zdd() {
 deploy_zdd_restart() { myapp-zdd restart >>"$dir/deploys.log" 2>&1; }
 deploy_sock_restart() { systemctl restart myapp.service >>"$dir/deploys.log" 2>&1; }
 deploy_bind_restart() { systemctl restart "$BIND_UNIT" >>"$dir/deploys.log" 2>&1; }
+# Node sends no READY=1: the launcher declares it started before the exec,
+# so `systemctl restart` returns before Node listens. The deploy (the
+# window) lasts until the app answers again, as the C app's restart does
+# (Type=notify): otherwise the outage would fall outside the windows.
+deploy_express_restart() {
+	deploy_sock_restart || return 1
+	n=0
+	until curl -fsS -o /dev/null --max-time 5 --unix-socket /run/myapp.sock http://localhost/healthz 2>>"$dir/deploys.log"; do
+		n=$((n + 1))
+		[ "$n" -lt 20 ] || return 1
+		sleep 0.1
+	done
+}
+
+# EXPRESS_SRC: the app pushed for these series (default examples/node-express;
+# another directory for an experiment on the app's own stop, for instance).
+# Node at 5,000 req/s on 2 cores would measure Node's throughput, not the
+# deploy: the Express rows run at this one rate whatever RATES says.
+EXPRESS_RATE=${EXPRESS_RATE:-500}
+EXPRESS_SERIES="express-zdd-nginx express-zdd-socket express-sock-restart-nginx express-sock-restart-socket"
+conf=/etc/myapp-zdd/myapp-zdd.conf
+
+# grant LIST: SANDBOX_GRANTS=LIST applied as an admin applies an edit (as
+# debian/tests/examples does: the file wins over debconf's stored answer).
+grant() {
+	sed -i '/^SANDBOX_GRANTS=/d' "$conf"
+	echo "SANDBOX_GRANTS=$1" >>"$conf"
+	dpkg-reconfigure -f noninteractive myapp-zdd
+}
+# The app the public socket serves ("" when it does not answer).
+live_app() {
+	curl -sS --max-time 5 --unix-socket /run/myapp.sock http://localhost/api/status 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin).get("app", ""))' 2>/dev/null || true
+}
+# set_tree REV_OR_DIR: the work tree becomes examples/NAME (a directory) or
+# the tree of a revision, committed and pushed, not under load (the change
+# of app is not what is measured). Output in $results/express-setup.log.
+set_tree() {
+	as_deploy git -C "$work/app" rm -q -r --ignore-unmatch . &&
+		if [ -d "$1" ]; then
+			cp -a "$1/." "$work/app/" && chown -R deploy:deploy "$work/app"
+		else
+			as_deploy git -C "$work/app" checkout -q "$1" -- .
+		fi &&
+		as_deploy git -C "$work/app" add -A &&
+		as_deploy git -C "$work/app" commit -q --allow-empty -m "bench: tree of $1" &&
+		as_deploy git -C "$work/app" push -q origin HEAD:main >>"$results/express-setup.log" 2>&1
+}
+# express_up: JIT granted (V8 needs it; refused otherwise) and the Express
+# app live; fails when it is not what answers.
+express_up() {
+	c_tree=$(as_deploy git -C "$work/app" rev-parse HEAD)
+	{ grant jit >>"$results/express-setup.log" 2>&1 &&
+		set_tree "${EXPRESS_SRC:-$src/examples/node-express}" &&
+		[ "$(live_app)" = node-express ]; } || return 1
+}
+# express_down: the reference app live again and nothing granted, as the
+# drills (and the machine's defaults) expect.
+express_down() {
+	set_tree "$c_tree" || log "could not push the reference app back (express-setup.log)"
+	grant "" >>"$results/express-setup.log" 2>&1 || log "could not withdraw SANDBOX_GRANTS=jit"
+	[ "$(live_app)" != node-express ] || log "the Express app is still live after express_down"
+}
+# series_not_run WAY PATH RATE WHY: a series that could not start leaves a
+# meta.txt that the report turns into a FAIL (no figures), never a gap.
+series_not_run() {
+	d=$results/series/$1-$2-$3
+	mkdir -p "$d"
+	: >"$d/meta.txt"
+	kv "$d/meta.txt" way "$1"
+	kv "$d/meta.txt" path "$2"
+	kv "$d/meta.txt" rate "$3"
+	kv "$d/meta.txt" deploys "$DEPLOYS"
+	kv "$d/meta.txt" deploys_failed "$DEPLOYS"
+	kv "$d/meta.txt" not_run "$4"
+}
 
 # The guide's first way: the app binds its own port (no systemd socket),
 # Type=notify so `systemctl restart` returns once the new one is ready.
@@ -56,8 +136,10 @@ series() {
 	kv "$dir/meta.txt" path "$path"
 	kv "$dir/meta.txt" rate "$rate"
 	kv "$dir/meta.txt" deploys "$DEPLOYS"
+	# what answers (the report checks the Express rows measured Express)
+	kv "$dir/meta.txt" app_before "$(live_app)"
 	case "$way" in
-	zdd | zdd-restart | sock-restart) units="myapp.service myapp@*.service" ;;
+	zdd | zdd-restart | sock-restart | express-*) units="myapp.service myapp@*.service" ;;
 	bind-restart) units=$BIND_UNIT ;;
 	esac
 	case "$path" in
@@ -65,10 +147,18 @@ series() {
 	socket) target="--unix /run/myapp.sock" ;;
 	port) target="--tcp $BIND_ADDR --host localhost" ;;
 	esac
+	# On the socket the client is Node's own peer: on SIGTERM Node closes its
+	# idle keep-alive connections at once, and a request crossing that close
+	# reaches no one. The client resends such a request on a new connection,
+	# as browsers and curl do (RFC 9112 9.3.1) and as debian/tests/examples
+	# does; each one is counted (resent_reused), in both Express rows alike.
+	case "$way-$path" in
+	express-*-socket) target="$target --retry-reused" ;;
+	esac
 	# our handover: every request and every deploy's step times are kept, so
 	# the report can tell which step the slow requests fall in
 	case "$way" in
-	zdd | zdd-restart) trace_requests=yes ;;
+	zdd | zdd-restart | express-zdd) trace_requests=yes ;;
 	*) trace_requests=no ;;
 	esac
 	log "series $way via $path at $rate req/s: $DEPLOYS deploys"
@@ -82,9 +172,10 @@ series() {
 	while [ "$i" -le "$DEPLOYS" ]; do
 		t0=$(now_ms)
 		case "$way" in
-		zdd) deploy_zdd "$i" || failed=$((failed + 1)) ;;
+		zdd | express-zdd) deploy_zdd "$i" || failed=$((failed + 1)) ;;
 		zdd-restart) deploy_zdd_restart || failed=$((failed + 1)) ;;
 		sock-restart) deploy_sock_restart || failed=$((failed + 1)) ;;
+		express-sock-restart) deploy_express_restart || failed=$((failed + 1)) ;;
 		bind-restart) deploy_bind_restart || failed=$((failed + 1)) ;;
 		esac
 		window "$t0" "deploy-$i"
@@ -97,6 +188,7 @@ series() {
 	rss_stop
 	save_logs
 	kv "$dir/meta.txt" deploys_failed "$failed"
+	kv "$dir/meta.txt" app_after "$(live_app)"
 	case "$way" in
 	bind-restart) kv "$dir/meta.txt" memory_peak "$(memory_peak $BIND_UNIT)" ;;
 	*) kv "$dir/meta.txt" memory_peak "$(memory_peak myapp.service)" ;;
@@ -104,7 +196,8 @@ series() {
 	log "  $(grep -E '^requests' "$dir/load.out" || echo 'no load figures')"
 }
 
-ALL_SERIES="zdd-nginx zdd-socket zdd-restart-socket sock-restart-nginx sock-restart-socket bind-restart-port"
+ALL_SERIES="zdd-nginx zdd-socket zdd-restart-socket sock-restart-nginx sock-restart-socket bind-restart-port \
+$EXPRESS_SERIES"
 
 # wanted WAY-PATH: in $WAYS (default: all of them)
 wanted() {
@@ -124,4 +217,20 @@ run_ways() {
 			bind_unit_remove
 		fi
 	done
+	express=
+	for s in $EXPRESS_SERIES; do
+		! wanted "$s" || express="$express $s"
+	done
+	[ -n "$express" ] || return 0
+	log "the guide's Express app (examples/node-express) goes live for:$express"
+	if express_up; then
+		for s in $express; do
+			# express-sock-restart-nginx: way express-sock-restart, path nginx
+			series "${s%-*}" "${s##*-}" "$EXPRESS_RATE"
+		done
+	else
+		log "the Express app did not go live (express-setup.log): its series are not run"
+		for s in $express; do series_not_run "${s%-*}" "${s##*-}" "$EXPRESS_RATE" "the Express app did not go live"; done
+	fi
+	express_down
 }
