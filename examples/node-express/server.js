@@ -140,10 +140,17 @@ server.headersTimeout = 10000;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
-  server.close(() => db.close(() => process.exit(0)));
-  // Node 18 leaves idle keep-alive connections open on close() (19 closes
-  // them itself); busy ones close after their answer (Connection: close).
-  if (server.closeIdleConnections) server.closeIdleConnections();
+  // Busy connections close after their answer (Connection: close). Idle
+  // keep-alive ones are closed only after 1 s: nginx drops an idle upstream
+  // connection after 500 ms (its keepalive_timeout), so by then none has a
+  // request on its way that our close would reset (a POST nginx must not
+  // resend: a 502). Closing them at once lost 5-7 POSTs in 20 handovers at
+  // 500 req/s; with the linger, 0 (docs/benchmark.md). Node 18 leaves idle
+  // connections open on close(), 19+ closes them itself: both after 1 s.
+  setTimeout(() => {
+    server.close(() => db.close(() => process.exit(0)));
+    if (server.closeIdleConnections) server.closeIdleConnections();
+  }, 1000);
   setTimeout(() => {
     if (server.closeAllConnections) server.closeAllConnections();
     process.exit(0);
