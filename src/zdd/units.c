@@ -95,27 +95,46 @@ units_reset_failed(
 	(void)spawn_capture(argv, &o, out, sizeof(out), &status);
 }
 
+/* `systemctl show -p P1 -p P2 -p P3 UNIT` into out (P3 may be NULL). */
+static int
+show_properties(const struct zdd_config *cfg, const char *unit, const char *p1,
+    const char *p2, const char *p3, char *out, size_t n, char *why,
+    size_t whylen)
+{
+	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
+		(char *)p1, "-p", (char *)p2, (char *)unit, NULL, NULL, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
+	int status, rc;
+
+	if (p3 != NULL) {
+		argv[7] = "-p";
+		argv[8] = (char *)p3;
+		argv[9] = (char *)unit;
+	}
+	rc = spawn_capture(argv, &o, out, n, &status);
+	if (rc < 0 || !spawn_ok(status)) {
+		snprintf(why, whylen, "systemctl show %s failed", unit);
+		return rc < 0 ? rc : -EIO;
+	}
+	return 0;
+}
+
 /* ActiveState, MainPID and NRestarts of unit. */
 int
 units_state(const struct zdd_config *cfg, const char *unit,
     struct unit_state *st, char *why, size_t whylen)
 {
-	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
-		"ActiveState", "-p", "MainPID", "-p", "NRestarts", (char *)unit,
-		NULL };
-	struct spawn_opts o = {
-		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
-	};
 	char out[1024], *save = NULL;
-	int status, rc;
+	int rc;
 
 	memset(st, 0, sizeof(*st));
 	snprintf(st->active, sizeof(st->active), "unknown");
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0 || !spawn_ok(status)) {
-		snprintf(why, whylen, "systemctl show %s failed", unit);
-		return rc < 0 ? rc : -EIO;
-	}
+	rc = show_properties(cfg, unit, "ActiveState", "MainPID", "NRestarts",
+	    out, sizeof(out), why, whylen);
+	if (rc < 0)
+		return rc;
 	for (char *line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "ActiveState=", 12) == 0)
@@ -136,21 +155,15 @@ int
 units_result(const struct zdd_config *cfg, const char *unit,
     struct unit_result *res, char *why, size_t whylen)
 {
-	char *argv[] = { (char *)cfg->systemctl, "show", "--no-pager", "-p",
-		"Result", "-p", "ExecMainStatus", (char *)unit, NULL };
-	struct spawn_opts o = {
-		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
-	};
 	char out[512], *save = NULL;
-	int status, rc;
+	int rc;
 
 	memset(res, 0, sizeof(*res));
 	snprintf(res->result, sizeof(res->result), "unknown");
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0 || !spawn_ok(status)) {
-		snprintf(why, whylen, "systemctl show %s failed", unit);
-		return rc < 0 ? rc : -EIO;
-	}
+	rc = show_properties(cfg, unit, "Result", "ExecMainStatus", NULL, out,
+	    sizeof(out), why, whylen);
+	if (rc < 0)
+		return rc;
 	for (char *line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "Result=", 7) == 0)
