@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,6 +79,44 @@ describe_failure(const struct zdd_config *cfg, const char *unit,
 		    (int)strcspn(systemctl_said, "\n"), systemctl_said);
 }
 
+/*
+ * Where the kernel gives the build unit's limits no force (cgroup v1, a
+ * container without the controllers), the push says so; the build still
+ * runs, as a unit, with what there is.
+ */
+static void
+say_unenforced_limits(void)
+{
+	static const char *const wanted[] = { "cpu", "io", "memory" };
+	char have[512] = "", missing[64] = "";
+	FILE *f = fopen("/sys/fs/cgroup/cgroup.controllers", "re");
+
+	if (f != NULL) {
+		if (fgets(have, sizeof(have), f) == NULL)
+			have[0] = '\0';
+		fclose(f);
+	}
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+		const char *p = have;
+		size_t len = strlen(wanted[i]);
+		bool found = false;
+
+		while ((p = strstr(p, wanted[i])) != NULL && !found) {
+			found = (p == have || p[-1] == ' ') &&
+			    (p[len] == ' ' || p[len] == '\n' || p[len] == '\0');
+			p += len;
+		}
+		if (!found)
+			snprintf(missing + strlen(missing),
+			    sizeof(missing) - strlen(missing), "%s%s",
+			    missing[0] ? ", " : "", wanted[i]);
+	}
+	if (missing[0] != '\0')
+		log_info("       build limits: %s not enforced here (no cgroup "
+			 "v2 controller for them)",
+		    missing);
+}
+
 int
 build_run(const struct zdd_config *cfg, const char *id, const char *command,
     char *why, size_t whylen)
@@ -113,6 +152,7 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 		rc = write_new_file(log, "", why, whylen);
 	if (rc < 0)
 		return rc;
+	say_unenforced_limits();
 	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
 	if (rc == -ETIMEDOUT || (rc == 0 && !spawn_ok(status))) {
 		/* the start job may still run (engine timeout, interrupt):
