@@ -139,10 +139,13 @@ one_request(struct slot *s, int post, int seq)
 			idle_ms = -1;
 		}
 		n = send(s->fd, req, (size_t)len, MSG_NOSIGNAL);
+		/* Nothing written: retry on a new connection. Also on a new
+		 * one: the old instance may have accepted it an instant before
+		 * its cut (with no linger, the cut comes at SIGTERM), and a cut
+		 * connection refuses every byte (drain.c). */
 		if (n < 0 && (errno == EPIPE || errno == ECONNRESET) &&
-		    idle_ms >= 0 && attempts++ < 3) {
-			atomic_fetch_add(&n_epipe,
-			    1); /* nothing written: retry on a new connection */
+		    attempts++ < 3) {
+			atomic_fetch_add(&n_epipe, 1);
 			drop(s);
 			continue;
 		}
