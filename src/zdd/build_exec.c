@@ -158,7 +158,7 @@ build_exec_command(const char *config_path, int argc, char *argv[])
 	char dir[ZDD_RELEASE_PATH_MAX], why[ZDD_WHY_MAX], *command = NULL;
 	char *env[ENV_MAX];
 	const char *id = argc == 1 ? argv[0] : NULL;
-	int dirfd = -1, log = -1, null = -1, rc;
+	int dirfd = -1, log = -1, null = -1, rc, status = 127;
 
 	if (id == NULL || !release_id_valid(id)) {
 		fprintf(stderr, "usage: myapp-zdd build-exec ID\n");
@@ -204,12 +204,7 @@ build_exec_command(const char *config_path, int argc, char *argv[])
 		goto fail;
 	}
 	/* the command sees fds 0-2 only (the others are close-on-exec) */
-	rc = run_and_reap(command, env, cfg.app, id);
-	free(command);
-	close(null);
-	close(log);
-	close(dirfd);
-	return rc;
+	status = run_and_reap(command, env, cfg.app, id);
 fail:
 	free(command);
 	if (null >= 0)
@@ -218,5 +213,5 @@ fail:
 		close(log);
 	if (dirfd >= 0)
 		close(dirfd);
-	return 127;
+	return status;
 }

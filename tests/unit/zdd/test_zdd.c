@@ -923,6 +923,19 @@ instance_gone(const void *ctx, char *out, size_t n)
 	return false;
 }
 
+/* probe_check on path, strict, /healthz by default, within total_s. */
+static int
+strict_probe(const char *path, const struct health_check *check,
+    unsigned total_s, char note[512], char why[512])
+{
+	return probe_check(&(struct probe_request){ .socket_path = path,
+			       .check = check,
+			       .default_path = "/healthz",
+			       .total_s = total_s,
+			       .lenient = false },
+	    note, 512, why, 512);
+}
+
 static void
 test_probe(void)
 {
@@ -967,40 +980,20 @@ test_probe(void)
 		.declared = true };
 	char note[512];
 
-	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
-			   .check = &undeclared,
-			   .default_path = "/healthz",
-			   .total_s = 2,
-			   .lenient = false },
-	       note, sizeof(note), why, sizeof(why)) == 0,
+	ok(strict_probe(s.path, &undeclared, 2, note, why) == 0,
 	    "healthy instance passes");
 	s.code = 503;
 	t0 = clock_seconds();
-	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
-			   .check = &undeclared,
-			   .default_path = "/healthz",
-			   .total_s = 1,
-			   .lenient = false },
-	       note, sizeof(note), why, sizeof(why)) < 0 &&
+	ok(strict_probe(s.path, &undeclared, 1, note, why) < 0 &&
 		strstr(why, "answered 503"),
 	    "503 fails after HEALTH_TIMEOUT (%s)", why);
 	double took = clock_seconds() - t0;
 	ok(took >= 0.9 && took < 3, "retried until the timeout (%.1f s)", took);
-	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
-			   .check = &declared,
-			   .default_path = "/healthz",
-			   .total_s = 60,
-			   .lenient = false },
-	       note, sizeof(note), why, sizeof(why)) < 0 &&
+	ok(strict_probe(s.path, &declared, 60, note, why) < 0 &&
 		strstr(why, "GET /ready") && strstr(why, "(2 tries)"),
 	    "a declared check: its path, its attempts (%s)", why);
 	s.code = 204;
-	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
-			   .check = &declared,
-			   .default_path = "/healthz",
-			   .total_s = 60,
-			   .lenient = false },
-	       note, sizeof(note), why, sizeof(why)) == 0,
+	ok(strict_probe(s.path, &declared, 60, note, why) == 0,
 	    "any 2xx is healthy");
 	s.code = 503;
 	declared.attempts = 50;
@@ -1012,12 +1005,7 @@ test_probe(void)
 		strstr(why, "exited") && clock_seconds() - t0 < 5,
 	    "an instance that is gone ends the check at once (%s)", why);
 	server_stop(&s);
-	ok(probe_check(&(struct probe_request){ .socket_path = s.path,
-			   .check = &undeclared,
-			   .default_path = "/healthz",
-			   .total_s = 1,
-			   .lenient = false },
-	       note, sizeof(note), why, sizeof(why)) < 0 &&
+	ok(strict_probe(s.path, &undeclared, 1, note, why) < 0 &&
 		strstr(why, "no answer"),
 	    "no socket: fails (%s)", why);
 }
