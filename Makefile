@@ -36,7 +36,7 @@ install:
 	install -d $(DESTDIR)$(DATADIR)/provision/git-shell-commands
 	install -m 0755 provision/git-shell-commands/* $(DESTDIR)$(DATADIR)/provision/git-shell-commands/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	install -m 0644 systemd/*.socket systemd/*.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 systemd/*.socket systemd/*.service systemd/*.slice $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-twin@.service.d/sandbox.conf
@@ -78,6 +78,7 @@ demo:
 bench: deps
 	tests/bench/perf/app-vs-nginx
 	if [ -x tests/bench/run ]; then tests/bench/run; fi
+	tests/bench/builds
 
 fuzz:
 	$(MAKE) -C tests/fuzz fuzz
