@@ -401,6 +401,25 @@ build_step(struct run *r)
 	return rc;
 }
 
+/* The Procfile's release: with the app's rights, once, before the
+ * release starts; a failure refuses the deploy (nothing live changed). */
+static int
+release_step(struct run *r)
+{
+	const char *command = r->spec.has_procfile
+	    ? procfile_command(&r->spec.procfile, "release")
+	    : NULL;
+	int rc;
+
+	if (command == NULL)
+		return 0;
+	log_info("       release command: %s", command);
+	r->rec.release_command = command;
+	rc = release_command_run(r->cfg, r->id, r->reason, sizeof(r->reason));
+	r->rec.release_command_result = rc == 0 ? "ok" : "failed";
+	return rc;
+}
+
 static bool
 health_mode(const struct run *r)
 {
@@ -767,7 +786,9 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	r.new_release = true;
 	log_info("       release %s (revision %s)", r.id, r.sha);
 	if (step(&r, "spec", spec_step) < 0 ||
-	    step(&r, "build", build_step) < 0 || interrupted(&r, "build"))
+	    step(&r, "build", build_step) < 0 || interrupted(&r, "build") ||
+	    step(&r, "release", release_step) < 0 ||
+	    interrupted(&r, "release"))
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_ALL);
 	rc = handover(&r);
 	if (rc != 0)
@@ -803,8 +824,43 @@ load_existing_spec(struct run *r)
 	    dir, &r->spec, r->reason, sizeof(r->reason));
 }
 
+/*
+ * A rollback behind the release whose release command ran last crosses
+ * what that command did (a migration): the older code may not run on the
+ * data as it is now. Refused unless forced; either way it is said.
+ */
+static int
+crossing_check(struct run *r, bool force)
+{
+	char last[ZDD_ID_MAX];
+	int rc;
+
+	rc = history_last_release_command(r->cfg->app_root, last, sizeof(last));
+	if (rc < 0) {
+		errno = -rc;
+		snprintf(r->reason, sizeof(r->reason),
+		    "cannot read the deploy history (deploys.jsonl): %m");
+		return rc;
+	}
+	if (last[0] == '\0' || strcmp(r->id, last) >= 0)
+		return 0;
+	if (force) {
+		log_warn("%s is older than %s, whose release command ran last: "
+			 "rolling back across it (--force)",
+		    r->id, last);
+		return 0;
+	}
+	snprintf(r->reason, sizeof(r->reason),
+	    "%s is older than %s, whose release command ran last (a "
+	    "migration?): its code may not work on the data as that left it; "
+	    "'myapp-zdd rollback --force %s' rolls back anyway",
+	    r->id, last, r->id);
+	return -EPERM;
+}
+
 int
-rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
+rollback_run(const struct zdd_config *cfg, const char *id, const char *user,
+    bool force)
 {
 	struct run r;
 	int rc;
@@ -840,7 +896,7 @@ rollback_run(const struct zdd_config *cfg, const char *id, const char *user)
 		r.id[0] = '\0';
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}
-	if (load_existing_spec(&r) < 0) {
+	if (load_existing_spec(&r) < 0 || crossing_check(&r, force) < 0) {
 		r.id[0] = '\0';
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_NOTHING);
 	}

@@ -1,7 +1,8 @@
 /*
  * Deploy history: one JSON object per line in APP_ROOT/deploys.jsonl,
  * appended with a single write(2) on an O_APPEND fd so lines never
- * interleave.
+ * interleave. Read back for one fact: which release ran the last release
+ * command (a rollback behind it crosses a migration).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <json-c/json.h>
 
 #include "zdd.h"
+
+#define HISTORY_LINE_MAX 16384 /* a line is < 8 KiB: reason and steps */
 
 static int
 add_string(json_object *o, const char *key, const char *value)
@@ -68,6 +71,8 @@ history_format(const struct deploy_record *r, char **line)
 	bad |= add_string(o, "result", r->result);
 	bad |= add_string(o, "failed_step", r->failed_step);
 	bad |= add_string(o, "reason", r->reason);
+	bad |= add_string(o, "release_command", r->release_command);
+	bad |= add_string(o, "release_command_result", r->release_command_result);
 	for (size_t i = 0; i < r->nsteps && i < ZDD_STEPS_MAX; i++) {
 		/* milliseconds are enough and keep the line short */
 		char num[32];
@@ -126,5 +131,57 @@ history_append(const char *app_root, const struct deploy_record *r)
 		log_err("cannot record the deploy in %s: %m", path);
 	}
 	free(line);
+	return rc;
+}
+
+/* One history line's id when it records a release command that ran. */
+static bool
+line_ran_release_command(const char *line, char *id, size_t n)
+{
+	json_object *o = json_tokener_parse(line), *v;
+	bool ran = false;
+
+	if (o != NULL &&
+	    json_object_object_get_ex(o, "release_command_result", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    strcmp(json_object_get_string(v), "ok") == 0 &&
+	    json_object_object_get_ex(o, "id", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    release_id_valid(json_object_get_string(v))) {
+		snprintf(id, n, "%s", json_object_get_string(v));
+		ran = true;
+	}
+	json_object_put(o);
+	return ran;
+}
+
+int
+history_last_release_command(const char *app_root, char *id, size_t n)
+{
+	char path[ZDD_PATH_MAX + 32], line[HISTORY_LINE_MAX];
+	FILE *f;
+	int rc = 0;
+
+	id[0] = '\0';
+	snprintf(path, sizeof(path), "%s/deploys.jsonl", app_root);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strlen(line);
+
+		if (len > 0 && line[len - 1] != '\n' && !feof(f)) {
+			/* longer than any line we write: skip the rest */
+			int c;
+
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		(void)line_ran_release_command(line, id, n);
+	}
+	if (ferror(f))
+		rc = -EIO;
+	fclose(f);
 	return rc;
 }

@@ -148,7 +148,8 @@ launch_command(const char *config_path, int argc, char *argv[])
 		fprintf(stderr, "myapp-zdd launch: cannot set PATH: %m\n");
 		return ZDD_EXIT_FAILED;
 	}
-	if (spec.readiness == ZDD_READY_HEALTH) {
+	/* only the web process is judged by the health check */
+	if (spec.readiness == ZDD_READY_HEALTH && strcmp(type, "web") == 0) {
 		rc = sd_notify(0,
 		    "READY=1\nSTATUS=started; the deploy engine "
 		    "judges readiness by the health check");

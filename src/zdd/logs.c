@@ -6,7 +6,8 @@
  * one request line, checks the unit is one of the app's, and execs
  * journalctl for it with the connection as stdout.
  *
- * Request: "UNIT LINES\n", UNIT = APP.service or APP@<release-id>.service,
+ * Request: "UNIT LINES\n", UNIT = APP.service, APP@<release-id>.service,
+ * APP-twin@<release-id>.service or APP-release@<release-id>.service,
  * LINES 1..LOGS_LINES_MAX.
  */
 #include <errno.h>
@@ -34,25 +35,31 @@ logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
 
-/* The app's own units: the live instance and the handover instances. */
+/* The app's own units: the live instance, the handover instances, their
+ * twins and the release commands. */
 bool
 logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 {
+	static const char *const templates[] = { "@", "-twin@", "-release@" };
 	size_t n = strlen(cfg->app);
 	char id[ZDD_ID_MAX + 1];
-	const char *at, *end;
+	const char *at = NULL, *end;
 
 	if (strncmp(unit, cfg->app, n) != 0)
 		return false;
 	if (strcmp(unit + n, ".service") == 0)
 		return true;
-	at = unit + n;
-	end = strstr(at, ".service");
-	if (at[0] != '@' || end == NULL || strcmp(end, ".service") != 0 ||
-	    (size_t)(end - at - 1) > ZDD_ID_MAX)
+	for (size_t i = 0; i < sizeof(templates) / sizeof(templates[0]); i++)
+		if (strncmp(unit + n, templates[i], strlen(templates[i])) == 0)
+			at = unit + n + strlen(templates[i]);
+	if (at == NULL)
 		return false;
-	memcpy(id, at + 1, (size_t)(end - at - 1));
-	id[end - at - 1] = '\0';
+	end = strstr(at, ".service");
+	if (end == NULL || strcmp(end, ".service") != 0 ||
+	    (size_t)(end - at) > ZDD_ID_MAX)
+		return false;
+	memcpy(id, at, (size_t)(end - at));
+	id[end - at] = '\0';
 	return release_id_valid(id);
 }
 

@@ -21,6 +21,7 @@
 struct invocation {
 	const char *arg;          /* REV or ID; NULL when not given */
 	const char *option_value; /* its option's value; NULL when not given */
+	bool flag;                /* its flag was given */
 	const char *user;         /* who asked, for the history */
 };
 
@@ -35,6 +36,7 @@ struct command {
 	const char *help;   /* lines, '\n' between */
 	bool takes_arg;     /* one optional argument (REV, ID) */
 	const char *option; /* the one option it takes, with a value */
+	const char *flag;   /* the one option it takes without one */
 	size_t option_max;  /* the value's size limit, with the NUL */
 	command_fn *run;    /* one of these three */
 	config_fn *run_cfg; /* needs nothing but the configuration */
@@ -57,9 +59,11 @@ static const struct command commands[] = {
 	    .help = "build REV (default: tip of BRANCH) and hand over" },
 	{ .name = "rollback",
 	    .run = cmd_rollback,
-	    .args = "[ID]",
+	    .args = "[ID] [--force]",
 	    .takes_arg = true,
-	    .help = "hand back to the previous (or the named) release" },
+	    .flag = "--force",
+	    .help = "hand back to the previous (or the named) release;\n"
+		    "--force: also behind the last release command" },
 	{ .name = "restart",
 	    .run = cmd_restart,
 	    .help = "hand over onto the current release (no rebuild)" },
@@ -264,7 +268,7 @@ cmd_deploy(const struct zdd_config *cfg, const struct invocation *inv)
 static int
 cmd_rollback(const struct zdd_config *cfg, const struct invocation *inv)
 {
-	return rollback_run(cfg, inv->arg, inv->user);
+	return rollback_run(cfg, inv->arg, inv->user, inv->flag);
 }
 
 static int
@@ -300,6 +304,8 @@ parse_command_args(
 		    strncmp(argv[i], cmd->option, optlen) == 0 &&
 		    argv[i][optlen] == '=') {
 			inv->option_value = argv[i] + optlen + 1;
+		} else if (cmd && cmd->flag && strcmp(argv[i], cmd->flag) == 0) {
+			inv->flag = true;
 		} else if (argv[i][0] == '-') {
 			return bad_usage("unknown option '%s'", argv[i]);
 		} else if (inv->arg == NULL && cmd && cmd->takes_arg) {
@@ -316,7 +322,7 @@ main(int argc, char *argv[])
 {
 	const char *config_path = ZDD_DEFAULT_CONFIG;
 	const struct command *cmd;
-	struct invocation inv = { NULL, NULL, NULL };
+	struct invocation inv = { NULL, NULL, false, NULL };
 	bool config_given = false;
 	char user[ZDD_NAME_MAX + 16];
 	struct zdd_config cfg;

@@ -12,7 +12,8 @@
 /* kind: "main" <APP>.service, "side" <APP>@<id>.service,
  * "side-probe" <APP>-probe@<id>.socket, "socket" <APP>.socket,
  * "probe" <APP>-probe.socket, "twin" <APP>-twin@<id>.service (on the side
- * instance's probe socket alone), "build" <APP>-build@<id>.service. */
+ * instance's probe socket alone), "build" <APP>-build@<id>.service,
+ * "release" <APP>-release@<id>.service (the release command). */
 int
 unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n)
@@ -31,6 +32,8 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s-twin@%s.service", cfg->app, id);
 	else if (strcmp(kind, "build") == 0 && id)
 		len = snprintf(out, n, "%s-build@%s.service", cfg->app, id);
+	else if (strcmp(kind, "release") == 0 && id)
+		len = snprintf(out, n, "%s-release@%s.service", cfg->app, id);
 	else if (strcmp(kind, "side-probe") == 0 && id)
 		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
 	else

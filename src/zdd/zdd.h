@@ -211,6 +211,10 @@ int units_state(const struct zdd_config *cfg, const char *unit,
     struct unit_state *st, char *why, size_t whylen);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
 
+/* release_cmd.c */
+int release_command_run(
+    const struct zdd_config *cfg, const char *id, char *why, size_t whylen);
+
 /* logs.c */
 int logs_socket_path(const struct zdd_config *cfg, char *out, size_t n);
 bool logs_unit_allowed(const struct zdd_config *cfg, const char *unit);
@@ -338,11 +342,14 @@ struct deploy_record {
 	const char *result; /* ok, failed, rolled-back, broken */
 	const char *failed_step;
 	const char *reason;
+	const char *release_command;        /* the Procfile's release: */
+	const char *release_command_result; /* ok, failed; NULL: not run */
 	struct step_time steps[ZDD_STEPS_MAX];
 	size_t nsteps;
 };
 int history_format(const struct deploy_record *r, char **line);
 int history_append(const char *app_root, const struct deploy_record *r);
+int history_last_release_command(const char *app_root, char *id, size_t n);
 
 /* deploy.c */
 extern volatile sig_atomic_t zdd_interrupted; /* SIGINT/SIGTERM seen */
@@ -354,8 +361,8 @@ struct deploy_request {
 	const char *expect_old; /* from a push: the branch must still be here */
 };
 int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
-int rollback_run(
-    const struct zdd_config *cfg, const char *id, const char *user);
+int rollback_run(const struct zdd_config *cfg, const char *id,
+    const char *user, bool force);
 int restart_run(const struct zdd_config *cfg, const char *user);
 
 /* branch.c */

@@ -425,6 +425,49 @@ bg=$(cat "$T/bg.pid")
     { ! kill -0 "$bg" 2>/dev/null || grep -q '^State:.*Z' "/proc/$bg/status"; }
 ok $? "SIGINT during the build: build group killed, release removed, exit 1"
 
+# --- the release command (the Procfile's release:) --------------------------------
+sleep 1
+# shellcheck disable=SC2016 # the release command's shell expands it
+printf 'release: echo "release command of $ZDD_RELEASE" >> ../../release-runs.txt\n' > "$W/Procfile"
+git -C "$W" add Procfile
+commit "a release command"
+rc=0; deploy_head || rc=$?
+RM=$(current)
+[ "$rc" -eq 0 ] && [ "$(wc -l < "$ROOT/release-runs.txt")" -eq 1 ] &&
+    grep -qx "release command of $RM" "$ROOT/release-runs.txt" && has "release command: echo"
+ok $? "release command: run once per deploy, in its release, which then goes live"
+awk -v r="$RM" '$0 ~ "start myapp-release@" r {a=NR} $0 ~ "start myapp@" r {b=NR} END {exit !(a && b && a < b)}' \
+    "$T/state/calls"
+ok $? "release command: its unit runs before the release's instance starts"
+# shellcheck disable=SC2016 # the command as written, $ZDD_RELEASE and all
+tail -n 1 "$ROOT/deploys.jsonl" | grep -qF '"release_command":"echo \"release command of $ZDD_RELEASE\"' &&
+    tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"release_command_result":"ok"'
+ok $? "release command: the history records which command the release ran, and that it passed"
+printf 'release: echo migration broke; exit 3\n' > "$W/Procfile"
+git -C "$W" add Procfile
+sleep 1; commit "a failing release command"
+nrel=$(nreleases)
+rc=0; deploy_head || rc=$?
+failed_id=$(tail -n 1 "$ROOT/deploys.jsonl" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+[ "$rc" -eq 1 ] && [ "$(current)" = "$RM" ] && [ "$(nreleases)" -eq "$nrel" ] &&
+    has "deploy failed at release: the release command failed (exit status 3)" &&
+    ! grep -q "start myapp@$failed_id" "$T/state/calls" &&
+    tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"release_command_result":"failed"'
+ok $? "failing release command: refused (exit 1), release removed, never started, nothing live changed"
+rc=0; zdd rollback || rc=$?
+[ "$rc" -eq 1 ] && [ "$(current)" = "$RM" ] && has "whose release command ran last" &&
+    has "myapp-zdd rollback --force"
+ok $? "rollback behind the last release command: refused (exit 1) without --force, saying so"
+before_force=$(previous)
+rc=0; zdd rollback --force || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$before_force" ] && has "rolling back across it (--force)"
+ok $? "rollback --force: goes behind it, with a warning"
+rc=0; zdd rollback "$RM" || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$RM" ]
+ok $? "rollback forward to the release that ran it: no --force needed"
+git -C "$W" rm -q Procfile
+commit "no release command"
+
 # --- config: the engine owns every setting's default and check ------------------
 TEMPLATES=$HERE/../../../debian/templates
 template_default() { # QUESTION: its Default: in debian/templates

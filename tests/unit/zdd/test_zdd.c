@@ -842,6 +842,20 @@ test_logs_request(void)
 	       unit, sizeof(unit), &lines) == 0 &&
 		lines == 5,
 	    "logs: a handover instance's journal may be asked for");
+	ok(logs_parse_request(&c,
+	       "myapp-release@20261201101530-abc1234.service 40\n", unit,
+	       sizeof(unit), &lines) == 0 &&
+		logs_parse_request(&c,
+		    "myapp-twin@20261201101530-abc1234.service 40\n", unit,
+		    sizeof(unit), &lines) == 0,
+	    "logs: a release command's and a twin's journal may be asked for");
+	ok(logs_parse_request(&c, "myapp-build@20261201101530-abc1234.service 4\n",
+	       unit, sizeof(unit), &lines) == -EPERM &&
+		logs_parse_request(&c, "myapp-release@x.service 4\n", unit,
+		    sizeof(unit), &lines) == -EPERM &&
+		logs_parse_request(&c, "myapp-release@.service 4\n", unit,
+		    sizeof(unit), &lines) == -EPERM,
+	    "logs: other templates and bad release ids are refused");
 	ok(logs_parse_request(
 	       &c, "ssh.service 40\n", unit, sizeof(unit), &lines) == -EPERM,
 	    "logs: another service's journal is refused");
