@@ -45,40 +45,6 @@ write_new_file(const char *path, const char *text, char *why, size_t whylen)
 	return rc;
 }
 
-/* Why the unit failed, from how systemd saw it end. */
-static void
-describe_failure(const struct zdd_config *cfg, const char *unit,
-    const char *command, const char *systemctl_said, char *why, size_t whylen)
-{
-	struct unit_result res;
-	char ignored[128];
-
-	if (units_result(cfg, unit, &res, ignored, sizeof(ignored)) < 0) {
-		snprintf(why, whylen, "'%s' failed (%s did not say why)",
-		    command, unit);
-		return;
-	}
-	if (strcmp(res.result, "oom-kill") == 0)
-		snprintf(why, whylen,
-		    "the build used more memory than BUILD_MEMORY_MAX=%s "
-		    "allows, killed",
-		    cfg->build_memory_max);
-	else if (strcmp(res.result, "timeout") == 0)
-		snprintf(why, whylen,
-		    "build took longer than %u s (BUILD_TIMEOUT), killed",
-		    cfg->build_timeout);
-	else if (strcmp(res.result, "signal") == 0 ||
-	    strcmp(res.result, "core-dump") == 0)
-		snprintf(why, whylen, "'%s' killed by signal %d (%s)", command,
-		    res.exit_status, strsignal(res.exit_status));
-	else if (strcmp(res.result, "exit-code") == 0)
-		snprintf(why, whylen, "'%s' failed (exit status %d)", command,
-		    res.exit_status);
-	else /* it never ran: polkit, a missing unit, ... */
-		snprintf(why, whylen, "cannot start %s: %.*s", unit,
-		    (int)strcspn(systemctl_said, "\n"), systemctl_said);
-}
-
 /*
  * Where the kernel gives the build unit's limits no force (cgroup v1, a
  * container without the controllers), the push says so; the build still
@@ -122,17 +88,9 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
     char *why, size_t whylen)
 {
 	char cmdfile[ZDD_RELEASE_PATH_MAX], log[ZDD_RELEASE_PATH_MAX];
-	char unit[ZDD_NAME_MAX + 64], out[2048];
-	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password", "start",
-		unit, NULL };
-	/* its own group: an interrupted engine stops waiting at once */
-	struct spawn_opts o = { .in_fd = -1,
-		.out_fd = -1,
-		.err_fd = 1,
-		.new_pgrp = true,
-		.timeout_s = cfg->build_timeout + ENGINE_GRACE_S };
-	char stop_why[256];
-	int status, rc;
+	char unit[ZDD_NAME_MAX + 64];
+	struct unit_result res;
+	int rc;
 
 	if (release_path(cfg->app_root, id, BUILD_COMMAND_FILE, cmdfile,
 		sizeof(cmdfile)) < 0 ||
@@ -153,29 +111,23 @@ build_run(const struct zdd_config *cfg, const char *id, const char *command,
 	if (rc < 0)
 		return rc;
 	say_unenforced_limits();
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc == -ETIMEDOUT || (rc == 0 && !spawn_ok(status))) {
-		/* the start job may still run (engine timeout, interrupt):
-		 * stopping the unit ends it and all it started */
-		(void)units_run(
-		    cfg, 60, "stop", unit, NULL, stop_why, sizeof(stop_why));
-	}
-	if (rc == -ETIMEDOUT && zdd_interrupted) {
+	rc = units_run_oneshot(cfg, unit, cfg->build_timeout + ENGINE_GRACE_S,
+	    command, &res, why, whylen);
+	if (rc == -ETIMEDOUT && zdd_interrupted)
 		snprintf(why, whylen, "interrupted, build stopped");
-	} else if (rc == -ETIMEDOUT) {
+	else if (rc == -ETIMEDOUT)
 		snprintf(why, whylen,
 		    "build took longer than %u s (BUILD_TIMEOUT), stopped",
 		    cfg->build_timeout);
-	} else if (rc < 0) {
-		errno = -rc;
-		snprintf(
-		    why, whylen, "cannot run systemctl start %s: %m", unit);
-	} else if (!spawn_ok(status)) {
-		describe_failure(cfg, unit, command, out, why, whylen);
-		rc = -EIO;
-	}
-	/* a failed build is reported here, not left as a failed unit */
-	units_reset_failed(cfg, unit, NULL);
+	else if (rc == -EIO && strcmp(res.result, "oom-kill") == 0)
+		snprintf(why, whylen,
+		    "the build used more memory than BUILD_MEMORY_MAX=%s "
+		    "allows, killed",
+		    cfg->build_memory_max);
+	else if (rc == -EIO && strcmp(res.result, "timeout") == 0)
+		snprintf(why, whylen,
+		    "build took longer than %u s (BUILD_TIMEOUT), killed",
+		    cfg->build_timeout);
 	if (rc < 0) {
 		log_info("       last lines of %s:", log);
 		log_file_tail(log, 20);

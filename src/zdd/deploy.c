@@ -415,7 +415,8 @@ release_step(struct run *r)
 		return 0;
 	log_info("       release command: %s", command);
 	r->rec.release_command = command;
-	rc = release_command_run(r->cfg, r->id, r->reason, sizeof(r->reason));
+	rc = release_command_run(
+	    r->cfg, r->id, command, r->reason, sizeof(r->reason));
 	r->rec.release_command_result = rc == 0 ? "ok" : "failed";
 	return rc;
 }
@@ -787,8 +788,7 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	log_info("       release %s (revision %s)", r.id, r.sha);
 	if (step(&r, "spec", spec_step) < 0 ||
 	    step(&r, "build", build_step) < 0 || interrupted(&r, "build") ||
-	    step(&r, "release", release_step) < 0 ||
-	    interrupted(&r, "release"))
+	    step(&r, "release", release_step) < 0 || interrupted(&r, "release"))
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_ALL);
 	rc = handover(&r);
 	if (rc != 0)
@@ -859,8 +859,8 @@ crossing_check(struct run *r, bool force)
 }
 
 int
-rollback_run(const struct zdd_config *cfg, const char *id, const char *user,
-    bool force)
+rollback_run(
+    const struct zdd_config *cfg, const char *id, const char *user, bool force)
 {
 	struct run r;
 	int rc;

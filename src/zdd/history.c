@@ -72,7 +72,8 @@ history_format(const struct deploy_record *r, char **line)
 	bad |= add_string(o, "failed_step", r->failed_step);
 	bad |= add_string(o, "reason", r->reason);
 	bad |= add_string(o, "release_command", r->release_command);
-	bad |= add_string(o, "release_command_result", r->release_command_result);
+	bad |=
+	    add_string(o, "release_command_result", r->release_command_result);
 	for (size_t i = 0; i < r->nsteps && i < ZDD_STEPS_MAX; i++) {
 		/* milliseconds are enough and keep the line short */
 		char num[32];

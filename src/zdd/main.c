@@ -304,7 +304,8 @@ parse_command_args(
 		    strncmp(argv[i], cmd->option, optlen) == 0 &&
 		    argv[i][optlen] == '=') {
 			inv->option_value = argv[i] + optlen + 1;
-		} else if (cmd && cmd->flag && strcmp(argv[i], cmd->flag) == 0) {
+		} else if (cmd && cmd->flag &&
+		    strcmp(argv[i], cmd->flag) == 0) {
 			inv->flag = true;
 		} else if (argv[i][0] == '-') {
 			return bad_usage("unknown option '%s'", argv[i]);

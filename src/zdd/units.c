@@ -262,3 +262,64 @@ units_side_instances(const struct zdd_config *cfg, bool stop_strays)
 	}
 	return (int)count;
 }
+
+/*
+ * Start a oneshot unit and wait for it to end (the build, the release
+ * command). 0 when it succeeded; -EIO when it failed (why: how, from
+ * Result= and ExecMainStatus=, in words for WHAT, the command it ran;
+ * res: systemd's view, for the caller's own limits); -ETIMEDOUT when it
+ * outlived timeout_s. A start job still running is stopped, and a failed
+ * unit's state is cleared: the caller reports it.
+ */
+int
+units_run_oneshot(const struct zdd_config *cfg, const char *unit,
+    unsigned timeout_s, const char *what, struct unit_result *res, char *why,
+    size_t whylen)
+{
+	char *argv[] = { (char *)cfg->systemctl, "--no-ask-password", "start",
+		(char *)unit, NULL };
+	/* its own group: an interrupted engine stops waiting at once */
+	struct spawn_opts o = { .in_fd = -1,
+		.out_fd = -1,
+		.err_fd = 1,
+		.new_pgrp = true,
+		.timeout_s = timeout_s };
+	char out[2048], ignored[256];
+	int status, rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
+	if (rc == -ETIMEDOUT || (rc == 0 && !spawn_ok(status)))
+		(void)units_run(
+		    cfg, 60, "stop", unit, NULL, ignored, sizeof(ignored));
+	if (rc == -ETIMEDOUT) {
+		snprintf(
+		    why, whylen, "%s took more than %u s", what, timeout_s);
+	} else if (rc < 0) {
+		errno = -rc;
+		snprintf(
+		    why, whylen, "cannot run systemctl start %s: %m", unit);
+	} else if (!spawn_ok(status)) {
+		rc = -EIO;
+		if (units_result(cfg, unit, res, ignored, sizeof(ignored)) < 0)
+			snprintf(why, whylen,
+			    "'%s' failed (%s did not say why)", what, unit);
+		else if (strcmp(res->result, "signal") == 0 ||
+		    strcmp(res->result, "core-dump") == 0)
+			snprintf(why, whylen, "'%s' killed by signal %d (%s)",
+			    what, res->exit_status,
+			    strsignal(res->exit_status));
+		else if (strcmp(res->result, "exit-code") == 0)
+			snprintf(why, whylen, "'%s' failed (exit status %d)",
+			    what, res->exit_status);
+		else if (strcmp(res->result, "oom-kill") == 0 ||
+		    strcmp(res->result, "timeout") == 0)
+			snprintf(why, whylen, "'%s' stopped by systemd (%s)",
+			    what, res->result);
+		else /* it never ran: polkit, a missing unit, ... */
+			snprintf(why, whylen, "cannot start %s: %.*s", unit,
+			    (int)strcspn(out, "\n"), out);
+	}
+	units_reset_failed(cfg, unit, NULL);
+	return rc;
+}

@@ -207,13 +207,16 @@ struct unit_result {
 };
 int units_result(const struct zdd_config *cfg, const char *unit,
     struct unit_result *res, char *why, size_t whylen);
+int units_run_oneshot(const struct zdd_config *cfg, const char *unit,
+    unsigned timeout_s, const char *what, struct unit_result *res, char *why,
+    size_t whylen);
 int units_state(const struct zdd_config *cfg, const char *unit,
     struct unit_state *st, char *why, size_t whylen);
 int units_side_instances(const struct zdd_config *cfg, bool stop_strays);
 
 /* release_cmd.c */
-int release_command_run(
-    const struct zdd_config *cfg, const char *id, char *why, size_t whylen);
+int release_command_run(const struct zdd_config *cfg, const char *id,
+    const char *command, char *why, size_t whylen);
 
 /* logs.c */
 int logs_socket_path(const struct zdd_config *cfg, char *out, size_t n);
@@ -361,8 +364,8 @@ struct deploy_request {
 	const char *expect_old; /* from a push: the branch must still be here */
 };
 int deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq);
-int rollback_run(const struct zdd_config *cfg, const char *id,
-    const char *user, bool force);
+int rollback_run(
+    const struct zdd_config *cfg, const char *id, const char *user, bool force);
 int restart_run(const struct zdd_config *cfg, const char *user);
 
 /* branch.c */

@@ -450,7 +450,7 @@ nrel=$(nreleases)
 rc=0; deploy_head || rc=$?
 failed_id=$(tail -n 1 "$ROOT/deploys.jsonl" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 [ "$rc" -eq 1 ] && [ "$(current)" = "$RM" ] && [ "$(nreleases)" -eq "$nrel" ] &&
-    has "deploy failed at release: the release command failed (exit status 3)" &&
+    has "deploy failed at release: 'echo migration broke; exit 3' failed (exit status 3)" &&
     ! grep -q "start myapp@$failed_id" "$T/state/calls" &&
     tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"release_command_result":"failed"'
 ok $? "failing release command: refused (exit 1), release removed, never started, nothing live changed"

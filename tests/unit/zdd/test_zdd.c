@@ -849,8 +849,9 @@ test_logs_request(void)
 		    "myapp-twin@20261201101530-abc1234.service 40\n", unit,
 		    sizeof(unit), &lines) == 0,
 	    "logs: a release command's and a twin's journal may be asked for");
-	ok(logs_parse_request(&c, "myapp-build@20261201101530-abc1234.service 4\n",
-	       unit, sizeof(unit), &lines) == -EPERM &&
+	ok(logs_parse_request(&c,
+	       "myapp-build@20261201101530-abc1234.service 4\n", unit,
+	       sizeof(unit), &lines) == -EPERM &&
 		logs_parse_request(&c, "myapp-release@x.service 4\n", unit,
 		    sizeof(unit), &lines) == -EPERM &&
 		logs_parse_request(&c, "myapp-release@.service 4\n", unit,
