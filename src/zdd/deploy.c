@@ -401,18 +401,23 @@ build_step(struct run *r)
 	return rc;
 }
 
-/* The Procfile's release: with the app's rights, once, before the
- * release starts; a failure refuses the deploy (nothing live changed). */
+/* The Procfile's release: command; NULL when it declares none. */
+static const char *
+release_command(const struct run *r)
+{
+	return r->spec.has_procfile
+	    ? procfile_command(&r->spec.procfile, "release")
+	    : NULL;
+}
+
+/* That command with the app's rights, once, before the release starts;
+ * a failure refuses the deploy (nothing live changed). */
 static int
 release_step(struct run *r)
 {
-	const char *command = r->spec.has_procfile
-	    ? procfile_command(&r->spec.procfile, "release")
-	    : NULL;
+	const char *command = release_command(r);
 	int rc;
 
-	if (command == NULL)
-		return 0;
 	log_info("       release command: %s", command);
 	r->rec.release_command = command;
 	rc = release_command_run(
@@ -788,7 +793,9 @@ deploy_run(const struct zdd_config *cfg, const struct deploy_request *rq)
 	log_info("       release %s (revision %s)", r.id, r.sha);
 	if (step(&r, "spec", spec_step) < 0 ||
 	    step(&r, "build", build_step) < 0 || interrupted(&r, "build") ||
-	    step(&r, "release", release_step) < 0 || interrupted(&r, "release"))
+	    (release_command(&r) != NULL &&
+		(step(&r, "release", release_step) < 0 ||
+		    interrupted(&r, "release"))))
 		return fail(&r, ZDD_EXIT_FAILED, UNDO_ALL);
 	rc = handover(&r);
 	if (rc != 0)
