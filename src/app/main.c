@@ -296,13 +296,16 @@ static int
 drain(struct server *srv, const struct options *o, uint64_t watchdog_usec)
 {
 	int64_t deadline = monotonic_ms() + (int64_t)o->drain_timeout * 1000;
-	int64_t next_ping = 0, slice_ms = DRAIN_SLICE_MS;
+	int64_t slice_ms = DRAIN_SLICE_MS;
 	int ret;
 
 	server_begin_drain(srv);
 	sd_notifyf(0, "STOPPING=1\nSTATUS=draining %u requests in flight",
 	    server_requests_in_flight(srv));
-	/* Wait in slices so the watchdog keeps being fed, at half its period. */
+	/* Wait in slices so the watchdog keeps being fed, at half its period:
+	 * a pet every slice (a "pet when due" check at each wake-up skipped a
+	 * pet whenever the wake-up came a hair early, and the gap grew to the
+	 * whole period). */
 	if (watchdog_usec && (int64_t)(watchdog_usec / 2000) < slice_ms)
 		slice_ms = watchdog_usec / 2000 > 0
 		    ? (int64_t)(watchdog_usec / 2000)
@@ -310,11 +313,8 @@ drain(struct server *srv, const struct options *o, uint64_t watchdog_usec)
 	do {
 		int64_t slice = monotonic_ms() + slice_ms;
 
-		if (watchdog_usec && monotonic_ms() >= next_ping) {
+		if (watchdog_usec)
 			sd_notify(0, "WATCHDOG=1");
-			next_ping =
-			    monotonic_ms() + (int64_t)(watchdog_usec / 2000);
-		}
 		ret = server_wait_drained(
 		    srv, slice < deadline ? slice : deadline);
 	} while (ret == -ETIMEDOUT && monotonic_ms() < deadline);
