@@ -4,7 +4,9 @@
  *   lock -> [checkout -> spec -> build] -> start <APP>@<id> beside the
  *   live one -> health via its own probe socket -> swap previous, current
  *   -> restart <APP>.service (the side instance keeps serving)
- *   -> health of main -> stop the side instance -> [prune] -> history
+ *   -> health of main -> stop the side instance -> restart the workers
+ *   (workers.c: the old generation stops before the new one starts)
+ *   -> [prune] -> history
  *
  * A release that does not send READY=1 (readiness "health", app_spec.c)
  * and may serve only fd 3 is started with a twin, <APP>-twin@<id>, whose
@@ -63,6 +65,8 @@ struct run {
 	char twin_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24]; /* health readiness */
 	struct app_spec spec; /* of the release being handed over to */
 	double healthy_s;     /* how long the new release took to be healthy */
+	struct worker_results workers;
+	bool workers_failed; /* the release is live, a worker is not */
 	char reason[1024];
 	char final[1536];
 };
@@ -164,7 +168,9 @@ finish(struct run *r, int code)
 		static const char *const done[] = { "deployed",
 			"rolled back to", "restarted" };
 
-		log_info("%s %s in %.1f s", done[r->action], r->id, total);
+		log_info("%s %s in %.1f s%s", done[r->action], r->id, total,
+		    r->workers_failed ? " (a worker did not start: above)"
+				      : "");
 	} else {
 		log_info("%s failed at %s: %s; %s", action_names[r->action],
 		    r->rec.failed_step ? r->rec.failed_step : "start",
@@ -712,6 +718,21 @@ fail_after_swap(struct run *r)
 	return fail(r, ZDD_EXIT_ROLLED_BACK, UNDO_ALL);
 }
 
+static const struct procfile *
+release_procfile(const struct run *r)
+{
+	return r->spec.has_procfile ? &r->spec.procfile : NULL;
+}
+
+/* After the web release is live: its workers, one generation at a time. */
+static int
+workers_step(struct run *r)
+{
+	r->rec.workers = &r->workers;
+	return workers_replace(
+	    r->cfg, release_procfile(r), "restart", &r->workers);
+}
+
 /* Everything after the release exists on disk; returns an exit code
  * only on failure (finish() called), 0 when the caller should go on. */
 static int
@@ -757,6 +778,15 @@ handover(struct run *r)
 	/* One left running by an earlier failed restore (exit 5) would serve
 	 * an old release forever, and outlive its directory when pruned. */
 	units_side_instances(cfg, true);
+	if (workers_declared(release_procfile(r)) == 0)
+		(void)workers_step(r); /* only stops those no longer declared */
+	else if (step(r, "workers", workers_step) < 0) {
+		r->workers_failed = true;
+		log_warn("%s is live, but not all its workers run "
+			 "('myapp-zdd status'); 'myapp-zdd rollback' "
+			 "restores the previous generation",
+		    r->id);
+	}
 	return 0;
 }
 

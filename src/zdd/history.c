@@ -1,8 +1,9 @@
 /*
  * Deploy history: one JSON object per line in APP_ROOT/deploys.jsonl,
  * appended with a single write(2) on an O_APPEND fd so lines never
- * interleave. Read back for one fact: which release ran the last release
- * command (a rollback behind it crosses a migration).
+ * interleave. Read back for two facts: which release ran the last release
+ * command (a rollback behind it crosses a migration), and which release
+ * last started a worker type (status).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,17 @@ history_format(const struct deploy_record *r, char **line)
 	bad |= add_string(o, "release_command", r->release_command);
 	bad |=
 	    add_string(o, "release_command_result", r->release_command_result);
+	if (r->workers != NULL && r->workers->n > 0) {
+		json_object *w = json_object_new_object();
+
+		for (size_t i = 0; w != NULL && i < r->workers->n; i++)
+			bad |= add_string(w, r->workers->w[i].type,
+			    r->workers->w[i].result);
+		if (w == NULL || json_object_object_add(o, "workers", w) < 0) {
+			json_object_put(w);
+			bad = 1;
+		}
+	}
 	for (size_t i = 0; i < r->nsteps && i < ZDD_STEPS_MAX; i++) {
 		/* milliseconds are enough and keep the line short */
 		char num[32];
@@ -135,35 +147,39 @@ history_append(const char *app_root, const struct deploy_record *r)
 	return rc;
 }
 
-/* One history line's id when it records a release command that ran. */
-static bool
-line_ran_release_command(const char *line, char *id, size_t n)
-{
-	json_object *o = json_tokener_parse(line), *v;
-	bool ran = false;
+/* A history line's id when KEY (a top-level key, or "workers" and a
+ * type) is VALUE. */
+struct history_match {
+	const char *key, *type, *value;
+	char *id;
+	size_t n;
+};
 
-	if (o != NULL &&
-	    json_object_object_get_ex(o, "release_command_result", &v) &&
+static void
+line_match(const char *line, const struct history_match *m)
+{
+	json_object *o = json_tokener_parse(line), *v, *idv;
+
+	if (o != NULL && json_object_object_get_ex(o, m->key, &v) &&
+	    (m->type == NULL || json_object_object_get_ex(v, m->type, &v)) &&
 	    json_object_is_type(v, json_type_string) &&
-	    strcmp(json_object_get_string(v), "ok") == 0 &&
-	    json_object_object_get_ex(o, "id", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    release_id_valid(json_object_get_string(v))) {
-		snprintf(id, n, "%s", json_object_get_string(v));
-		ran = true;
-	}
+	    strcmp(json_object_get_string(v), m->value) == 0 &&
+	    json_object_object_get_ex(o, "id", &idv) &&
+	    json_object_is_type(idv, json_type_string) &&
+	    release_id_valid(json_object_get_string(idv)))
+		snprintf(m->id, m->n, "%s", json_object_get_string(idv));
 	json_object_put(o);
-	return ran;
 }
 
-int
-history_last_release_command(const char *app_root, char *id, size_t n)
+/* The id of the last line that matches m ("" when none). */
+static int
+history_last(const char *app_root, const struct history_match *m)
 {
 	char path[ZDD_PATH_MAX + 32], line[HISTORY_LINE_MAX];
 	FILE *f;
 	int rc = 0;
 
-	id[0] = '\0';
+	m->id[0] = '\0';
 	snprintf(path, sizeof(path), "%s/deploys.jsonl", app_root);
 	f = fopen(path, "re");
 	if (f == NULL)
@@ -179,10 +195,32 @@ history_last_release_command(const char *app_root, char *id, size_t n)
 				;
 			continue;
 		}
-		(void)line_ran_release_command(line, id, n);
+		line_match(line, m);
 	}
 	if (ferror(f))
 		rc = -EIO;
 	fclose(f);
 	return rc;
+}
+
+int
+history_last_release_command(const char *app_root, char *id, size_t n)
+{
+	return history_last(app_root,
+	    &(struct history_match){ .key = "release_command_result",
+		.value = "ok",
+		.id = id,
+		.n = n });
+}
+
+int
+history_last_worker_start(
+    const char *app_root, const char *type, char *id, size_t n)
+{
+	return history_last(app_root,
+	    &(struct history_match){ .key = "workers",
+		.type = type,
+		.value = "running",
+		.id = id,
+		.n = n });
 }

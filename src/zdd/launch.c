@@ -5,6 +5,9 @@
  * (bash execs a simple command, so the app keeps the PID systemd gave
  * LISTEN_PID to), or ./start when the release has no web process.
  *
+ * ZDD_RELEASE names the release the process runs (the units that run
+ * "current" learn it here).
+ *
  * An app that does not send READY=1 itself (readiness "health") is
  * declared started here, before the exec, from the same PID; the engine
  * then judges it by its health check.
@@ -107,6 +110,25 @@ public_socket_first(void)
 	return setenv("LISTEN_FDNAMES", joined, 1) < 0 ? -errno : 0;
 }
 
+/* ZDD_RELEASE for the units that run "current" (the live instance, the
+ * workers): the release the working directory resolved to. */
+static int
+release_env(void)
+{
+	char cwd[PATH_MAX];
+	const char *base;
+
+	if (getenv("ZDD_RELEASE") != NULL)
+		return 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -errno;
+	base = strrchr(cwd, '/');
+	base = base ? base + 1 : cwd;
+	if (!release_id_valid(base))
+		return 0;
+	return setenv("ZDD_RELEASE", base, 1) < 0 ? -errno : 0;
+}
+
 int
 launch_command(const char *config_path, int argc, char *argv[])
 {
@@ -142,7 +164,9 @@ launch_command(const char *config_path, int argc, char *argv[])
 		    stderr, "myapp-zdd launch: cannot order the sockets: %m\n");
 		return ZDD_EXIT_FAILED;
 	}
-	rc = release_path_env();
+	rc = release_env();
+	if (rc == 0)
+		rc = release_path_env();
 	if (rc < 0) {
 		errno = -rc;
 		fprintf(stderr, "myapp-zdd launch: cannot set PATH: %m\n");

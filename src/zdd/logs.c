@@ -36,7 +36,8 @@ logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
 }
 
 /* The app's own units: the live instance, the handover instances, their
- * twins and the release commands. */
+ * twins, the release commands (by release id) and the workers (by
+ * Procfile type). */
 bool
 logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 {
@@ -52,6 +53,8 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 	for (size_t i = 0; i < sizeof(templates) / sizeof(templates[0]); i++)
 		if (strncmp(unit + n, templates[i], strlen(templates[i])) == 0)
 			at = unit + n + strlen(templates[i]);
+	if (at == NULL && strncmp(unit + n, "-worker@", 8) == 0)
+		return worker_unit_type(cfg, unit, NULL, 0);
 	if (at == NULL)
 		return false;
 	end = strstr(at, ".service");

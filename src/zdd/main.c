@@ -73,6 +73,10 @@ static const struct command commands[] = {
 	{ .name = "status",
 	    .run_cfg = status_show,
 	    .help = "live release, unit states, health" },
+	{ .name = "start-workers",
+	    .run_cfg = workers_start_live,
+	    .help = "(myapp-workers.service, at boot) start the live\n"
+		    "release's workers" },
 	{ .name = "prune",
 	    .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },

@@ -19,6 +19,18 @@ type_char(int c)
 	return isalnum(c) || c == '_' || c == '-';
 }
 
+/* A process type: letters, digits, '_', '-', at most ZDD_PROC_TYPE_MAX. */
+bool
+procfile_type_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > ZDD_PROC_TYPE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!type_char((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
 /* One line into p->procs; 0, or -EINVAL with why. */
 static int
 parse_line(
@@ -33,10 +45,7 @@ parse_line(
 		return 0;
 	colon = strchr(line, ':');
 	tlen = colon ? (size_t)(colon - line) : 0;
-	for (size_t i = 0; i < tlen; i++)
-		if (!type_char((unsigned char)line[i]))
-			tlen = 0;
-	if (tlen == 0 || tlen > ZDD_PROC_TYPE_MAX) {
+	if (!procfile_type_valid(line, tlen)) {
 		snprintf(why, whylen,
 		    "Procfile line %u: expected 'TYPE: COMMAND' with TYPE of "
 		    "letters, digits, '_', '-' (at most %d)",

@@ -13,7 +13,8 @@
  * "side-probe" <APP>-probe@<id>.socket, "socket" <APP>.socket,
  * "probe" <APP>-probe.socket, "twin" <APP>-twin@<id>.service (on the side
  * instance's probe socket alone), "build" <APP>-build@<id>.service,
- * "release" <APP>-release@<id>.service (the release command). */
+ * "release" <APP>-release@<id>.service (the release command), "worker"
+ * <APP>-worker@<type>.service (id: the Procfile type). */
 int
 unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n)
@@ -34,6 +35,8 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s-build@%s.service", cfg->app, id);
 	else if (strcmp(kind, "release") == 0 && id)
 		len = snprintf(out, n, "%s-release@%s.service", cfg->app, id);
+	else if (strcmp(kind, "worker") == 0 && id)
+		len = snprintf(out, n, "%s-worker@%s.service", cfg->app, id);
 	else if (strcmp(kind, "side-probe") == 0 && id)
 		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
 	else

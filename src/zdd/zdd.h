@@ -265,6 +265,24 @@ int procfile_parse(
 int procfile_load(
     const char *path, struct procfile *p, char *why, size_t whylen);
 const char *procfile_command(const struct procfile *p, const char *type);
+bool procfile_type_valid(const char *s, size_t len);
+
+/* workers.c */
+struct worker_results { /* what a run did to each worker type */
+	struct {
+		char type[ZDD_PROC_TYPE_MAX + 1];
+		const char *result; /* running, failed, stopped, stop-failed */
+	} w[ZDD_PROCS_MAX * 2];
+	size_t n;
+};
+bool worker_type(const char *type);
+bool worker_unit_type(const struct zdd_config *cfg, const char *unit,
+    char *type, size_t n);
+size_t workers_declared(const struct procfile *p);
+int workers_replace(const struct zdd_config *cfg, const struct procfile *p,
+    const char *verb, struct worker_results *res);
+int workers_start_live(const struct zdd_config *cfg);
+int workers_show(const struct zdd_config *cfg, const struct procfile *p);
 
 /* app_json.c */
 enum zdd_need { ZDD_NEED_JIT = 1 << 0, ZDD_NEED_NETWORK = 1 << 1 };
@@ -347,12 +365,15 @@ struct deploy_record {
 	const char *reason;
 	const char *release_command;        /* the Procfile's release: */
 	const char *release_command_result; /* ok, failed; NULL: not run */
+	const struct worker_results *workers; /* NULL: none touched */
 	struct step_time steps[ZDD_STEPS_MAX];
 	size_t nsteps;
 };
 int history_format(const struct deploy_record *r, char **line);
 int history_append(const char *app_root, const struct deploy_record *r);
 int history_last_release_command(const char *app_root, char *id, size_t n);
+int history_last_worker_start(
+    const char *app_root, const char *type, char *id, size_t n);
 
 /* deploy.c */
 extern volatile sig_atomic_t zdd_interrupted; /* SIGINT/SIGTERM seen */

@@ -468,6 +468,60 @@ ok $? "rollback forward to the release that ran it: no --force needed"
 git -C "$W" rm -q Procfile
 commit "no release command"
 
+# --- workers: the Procfile's other types, one generation at a time ---------------
+# Each generation writes when it begins (pid, time, release) and, on SIGTERM,
+# when it ends.
+# shellcheck disable=SC2016 # the worker's shell expands these
+printf '%s\n' '#!/bin/sh' \
+    'trap '"'"'echo "end $$ $(date +%s%N)" >> ../../worker-gens.txt; exit 0'"'"' TERM' \
+    'echo "begin $$ $(date +%s%N) $ZDD_PROCESS_TYPE $(basename "$(pwd -P)")" >> ../../worker-gens.txt' \
+    'while :; do sleep 0.1; done' > "$W/worker.sh"
+printf 'worker: sh worker.sh\n' > "$W/Procfile"
+git -C "$W" add Procfile worker.sh
+sleep 1; commit "a worker"
+rc=0; deploy_head || rc=$?
+WK1=$(current)
+[ "$rc" -eq 0 ] && has "worker worker: restart myapp-worker@worker.service" &&
+    [ "$(grep -c '^begin' "$ROOT/worker-gens.txt")" -eq 1 ] &&
+    grep -q "^begin [0-9]* [0-9]* worker $WK1\$" "$ROOT/worker-gens.txt" &&
+    tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"workers":{"worker":"running"}'
+ok $? "worker: started on the new release after the deploy, recorded in the history"
+awk '$0 ~ /^--no-ask-password restart myapp.service/ {a=NR} $0 ~ /restart myapp-worker@worker.service/ {b=NR} END {exit !(a && b && a < b)}' \
+    "$T/state/calls"
+ok $? "worker: restarted only once the new web release is live"
+sleep 1; commit "a second generation"
+rc=0; deploy_head || rc=$?
+WK2=$(current)
+# the first generation's end comes before the second's beginning
+awk -v r="$WK2" '$1 == "end" {e = $3} $1 == "begin" && $5 == r {b = $3} END {exit !(e && b && e < b)}' \
+    "$ROOT/worker-gens.txt" && [ "$rc" -eq 0 ] && [ "$(grep -c '^begin' "$ROOT/worker-gens.txt")" -eq 2 ] &&
+    [ "$(grep -c '^end' "$ROOT/worker-gens.txt")" -eq 1 ]
+ok $? "worker: the old generation ended before the new one began (never two at once)"
+rc=0; zdd status || rc=$?
+has "myapp-worker@worker.service" && has "started on release $WK2" && has "process:  worker: sh worker.sh"
+ok $? "status: the worker, its state and the release that started it"
+printf 'worker: echo worker cannot start; exit 3\n' > "$W/Procfile"
+git -C "$W" add Procfile
+sleep 1; commit "a broken worker"
+rc=0; deploy_head || rc=$?
+WK3=$(current)
+[ "$rc" -eq 0 ] && [ "$WK3" != "$WK2" ] && has "worker worker did not stay up" && has "a worker did not start" &&
+    has "myapp-zdd rollback' restores" && tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"workers":{"worker":"failed"}'
+ok $? "broken worker: said in the push and the history; the web release stays live"
+rc=0; zdd status || rc=$?
+[ "$rc" -ne 0 ]
+ok $? "status: a declared worker that does not run fails the status"
+rc=0; zdd rollback || rc=$?
+[ "$rc" -eq 0 ] && [ "$(current)" = "$WK2" ] && [ "$(tail -n 1 "$ROOT/worker-gens.txt" | cut -d' ' -f1,5)" = "begin $WK2" ]
+ok $? "rollback: the old generation of the worker back"
+git -C "$W" rm -q Procfile worker.sh
+sleep 1; commit "no workers"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 0 ] && has "worker worker: no longer declared, stopping" &&
+    ! ls "$T/state"/worker-*.pid > /dev/null 2>&1 &&
+    tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"workers":{"worker":"stopped"}'
+ok $? "worker no longer declared: stopped by the deploy"
+
 # --- config: the engine owns every setting's default and check ------------------
 TEMPLATES=$HERE/../../../debian/templates
 template_default() { # QUESTION: its Default: in debian/templates
@@ -503,6 +557,12 @@ ok $? "config list: a bad value in server.conf is refused (exit 2), with file an
 rc=0; printf 'myapp.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye"
 ok $? "logs-serve: an app unit's journal is served (journalctl run for it)"
+rc=0; printf 'myapp-worker@queue_2.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp-worker@queue_2.service"
+ok $? "logs-serve: a worker's journal is served"
+rc=0; printf 'myapp-worker@a.b.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && ! has "journal of"
+ok $? "logs-serve: a worker unit that is no Procfile type is refused"
 rc=0; printf 'ssh.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && has "refused" && ! has "journal of"
 ok $? "logs-serve: another unit is refused (exit 2), journalctl not run"
