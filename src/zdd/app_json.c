@@ -4,6 +4,8 @@
  *   "healthchecks": {"web": [{"type": "startup", "path": "/healthz",
  *       "attempts": 5, "timeout": 5, "wait": 1, "initialDelay": 0,
  *       "uptime": 0}]}                               (Dokku's format)
+ *   "formation": {"web": {"quantity": 3}}            (Heroku's: web
+ *                                                      processes, 1-16)
  *   "myapp-zdd": {"needs": ["jit", "network"],       (sandbox grants)
  *                 "readiness": "notify" | "health",
  *                 "build": "COMMAND"}                (overrides detection)
@@ -177,6 +179,39 @@ parse_health(
 	return 0;
 }
 
+/* formation.web.quantity; the other types run one process each. */
+static int
+parse_formation(
+    json_object *root, struct app_json *a, char *why, size_t whylen)
+{
+	json_object *f, *web, *q;
+	int64_t n;
+
+	if (!json_object_object_get_ex(root, "formation", &f))
+		return 0;
+	if (!json_object_is_type(f, json_type_object) ||
+	    (json_object_object_get_ex(f, "web", &web) &&
+		!json_object_is_type(web, json_type_object))) {
+		snprintf(why, whylen,
+		    "app.json: formation must be an object of objects "
+		    "(\"web\": {\"quantity\": N})");
+		return -EINVAL;
+	}
+	if (!json_object_object_get_ex(f, "web", &web) ||
+	    !json_object_object_get_ex(web, "quantity", &q))
+		return 0;
+	if (!json_object_is_type(q, json_type_int) ||
+	    (n = json_object_get_int64(q)) < 1 || n > ZDD_WEB_QUANTITY_MAX) {
+		snprintf(why, whylen,
+		    "app.json: formation.web.quantity must be a number from 1 "
+		    "to %d",
+		    ZDD_WEB_QUANTITY_MAX);
+		return -EINVAL;
+	}
+	a->web_quantity = (unsigned)n;
+	return 0;
+}
+
 static int
 parse_ours(json_object *root, struct app_json *a, char *why, size_t whylen)
 {
@@ -273,6 +308,8 @@ app_json_parse(const char *text, struct app_json *a, char *why, size_t whylen)
 		rc = -EINVAL;
 	} else {
 		rc = parse_health(root, &a->health, why, whylen);
+		if (rc == 0)
+			rc = parse_formation(root, a, why, whylen);
 		if (rc == 0)
 			rc = parse_ours(root, a, why, whylen);
 	}

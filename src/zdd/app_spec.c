@@ -86,3 +86,10 @@ readiness_name(enum zdd_readiness r)
 {
 	return r == ZDD_READY_HEALTH ? "health" : "notify";
 }
+
+/* How many web processes the release asks for (1 unless app.json says). */
+unsigned
+app_spec_web_quantity(const struct app_spec *s)
+{
+	return s->json.web_quantity ? s->json.web_quantity : 1;
+}

@@ -63,6 +63,7 @@ struct run {
 	char side_probe_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24];
 	char side_socket[ZDD_PATH_MAX + 96];
 	char twin_unit[ZDD_NAME_MAX + ZDD_ID_MAX + 24]; /* health readiness */
+	char failed_unit[ZDD_NAME_MAX + 24]; /* a web process k that failed */
 	struct app_spec spec; /* of the release being handed over to */
 	double healthy_s;     /* how long the new release took to be healthy */
 	struct worker_results workers;
@@ -353,6 +354,14 @@ load_spec(struct run *r)
 		log_info("       process: web: %s (Procfile)", r->spec.web);
 	else
 		log_info("       process: web: ./start (no Procfile web:)");
+	if (app_spec_web_quantity(&r->spec) > 1)
+		log_info("       web processes: %u (app.json formation)",
+		    app_spec_web_quantity(&r->spec));
+	for (size_t i = 0; r->spec.has_procfile && i < r->spec.procfile.n; i++)
+		if (worker_type(r->spec.procfile.procs[i].type))
+			log_info("       process: %s: %s (worker)",
+			    r->spec.procfile.procs[i].type,
+			    r->spec.procfile.procs[i].command);
 	log_info("       profile: %s", line);
 	if (unit_exposure_line(r, why, sizeof(why)) == 0)
 		log_info("       %s", why);
@@ -598,12 +607,15 @@ restart_main(struct run *r)
 	return rc;
 }
 
+/* The health check through a live instance's probe socket (probe_id:
+ * NULL for main's, "web-k" for web process k's). */
 static int
-main_healthy(const struct run *r, char *why, size_t whylen)
+instance_healthy(
+    const struct run *r, const char *probe_id, char *why, size_t whylen)
 {
 	char sock[ZDD_PATH_MAX + 96], note[512];
 
-	if (probe_socket_path(r->cfg, NULL, sock, sizeof(sock)) < 0) {
+	if (probe_socket_path(r->cfg, probe_id, sock, sizeof(sock)) < 0) {
 		snprintf(why, whylen, "probe socket path too long");
 		return -ENAMETOOLONG;
 	}
@@ -614,29 +626,80 @@ main_healthy(const struct run *r, char *why, size_t whylen)
 	    note, sizeof(note), why, whylen);
 }
 
-/* Health readiness: main is given the settle time and must stay up. */
+/* Health readiness: a live instance is given the settle time and must
+ * stay up. */
 static int
-main_settled(const struct run *r, char *reason, size_t reasonlen)
+instance_settled(
+    const struct run *r, const char *unit, char *reason, size_t reasonlen)
 {
 	struct unit_state was;
 	char why[ZDD_WHY_MAX];
 
-	if (units_state(r->cfg, r->main_unit, &was, why, sizeof(why)) < 0) {
+	if (units_state(r->cfg, unit, &was, why, sizeof(why)) < 0) {
 		log_err("%s", why);
-		snprintf(reason, reasonlen, "cannot read the state of %s",
-		    r->main_unit);
+		snprintf(
+		    reason, reasonlen, "cannot read the state of %s", unit);
 		return -EIO;
 	}
 	clock_sleep(settle_seconds(r));
-	return still_running(r, r->main_unit, &was, reason, reasonlen);
+	return still_running(r, unit, &was, reason, reasonlen);
+}
+
+/* A live instance just (re)started on the release r->spec declares. */
+static int
+instance_ok(const struct run *r, const char *unit, const char *probe_id,
+    char *why, size_t whylen)
+{
+	if (health_mode(r))
+		return instance_settled(r, unit, why, whylen);
+	return instance_healthy(r, probe_id, why, whylen);
 }
 
 static int
 verify_main(struct run *r)
 {
-	if (health_mode(r))
-		return main_settled(r, r->reason, sizeof(r->reason));
-	return main_healthy(r, r->reason, sizeof(r->reason));
+	return instance_ok(
+	    r, r->main_unit, NULL, r->reason, sizeof(r->reason));
+}
+
+/*
+ * Web processes 2..N (app.json formation.web.quantity), one at a time
+ * after main, each checked like main, while the side instance still
+ * serves: main, the side and the others keep at least N ready. Then
+ * those above N are stopped. Restores (quantity of the release now in
+ * r->spec) go through here too.
+ */
+static int
+restart_instances(struct run *r, char *why, size_t whylen)
+{
+	unsigned n = app_spec_web_quantity(&r->spec);
+
+	for (unsigned k = 2; k <= n; k++) {
+		struct web_instance_names w;
+
+		if (web_instance_units(r->cfg, k, &w) < 0) {
+			snprintf(why, whylen, "unit name too long (APP)");
+			return -ENAMETOOLONG;
+		}
+		log_info("       web process %u of %u: %s", k, n, w.unit);
+		snprintf(r->failed_unit, sizeof(r->failed_unit), "%s", w.unit);
+		if (systemctl(r, r->cfg->ready_timeout + RESTART_EXTRA_S,
+			"restart", w.unit, NULL) < 0) {
+			snprintf(why, whylen, "%s did not restart", w.unit);
+			return -EIO;
+		}
+		if (instance_ok(r, w.unit, w.probe_id, why, whylen) < 0)
+			return -EIO;
+	}
+	r->failed_unit[0] = '\0';
+	(void)web_instances_stop_above(r->cfg, n); /* said; not fatal */
+	return 0;
+}
+
+static int
+instances_step(struct run *r)
+{
+	return restart_instances(r, r->reason, sizeof(r->reason));
 }
 
 /* current and previous as the run found them. */
@@ -652,8 +715,8 @@ restore_links(struct run *r)
 	return rc;
 }
 
-/* Main back on the release that was live: judged by that release's own
- * declarations. */
+/* Main, and its web processes 2..N, back on the release that was live:
+ * judged by that release's own declarations. */
 static int
 old_release_healthy(struct run *r, char *why, size_t whylen)
 {
@@ -666,9 +729,9 @@ old_release_healthy(struct run *r, char *why, size_t whylen)
 		    r->old.current);
 		return -EINVAL;
 	}
-	if (health_mode(r))
-		return main_settled(r, why, whylen);
-	return main_healthy(r, why, whylen);
+	if (instance_ok(r, r->main_unit, NULL, why, whylen) < 0)
+		return -EIO;
+	return restart_instances(r, why, whylen);
 }
 
 /*
@@ -680,7 +743,8 @@ fail_after_swap(struct run *r)
 {
 	char why[512];
 
-	logs_tail(r->cfg, r->main_unit, JOURNAL_LINES);
+	logs_tail(r->cfg, r->failed_unit[0] ? r->failed_unit : r->main_unit,
+	    JOURNAL_LINES);
 	if (!r->swapped) {
 		/* restart: main failed on the release that was live. */
 		snprintf(r->final, sizeof(r->final),
@@ -770,6 +834,10 @@ handover(struct run *r)
 	}
 	if (step(r, "restart", restart_main) < 0 ||
 	    step(r, "verify", verify_main) < 0)
+		return fail_after_swap(r);
+	if (app_spec_web_quantity(&r->spec) == 1)
+		(void)web_instances_stop_above(cfg, 1); /* from an older one */
+	else if (step(r, "instances", instances_step) < 0)
 		return fail_after_swap(r);
 	if (step(r, "drain", stop_side) < 0)
 		log_warn("%s did not stop cleanly; the new release is live "

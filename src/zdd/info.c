@@ -52,6 +52,9 @@ live_declared(
 		return -EINVAL;
 	}
 	log_info("process:  web: %s", spec->web ? spec->web : "./start");
+	if (app_spec_web_quantity(spec) > 1)
+		log_info("web processes: %u (formation.web.quantity)",
+		    app_spec_web_quantity(spec));
 	for (size_t i = 0; spec->has_procfile && i < spec->procfile.n; i++)
 		if (worker_type(spec->procfile.procs[i].type))
 			log_info("process:  %s: %s", spec->procfile.procs[i].type,
@@ -114,7 +117,8 @@ status_show(const struct zdd_config *cfg)
 	units_side_instances(cfg, false);
 	if (l.current_rc == 0 && live_declared(cfg, l.current, &spec) < 0)
 		code = ZDD_EXIT_FAILED;
-	if (workers_show(cfg, spec.has_procfile ? &spec.procfile : NULL) != 0)
+	if (web_instances_show(cfg, app_spec_web_quantity(&spec)) != 0 ||
+	    workers_show(cfg, spec.has_procfile ? &spec.procfile : NULL) != 0)
 		code = ZDD_EXIT_FAILED;
 	/* An app judged by its health check may serve fd 3 alone: ask the
 	 * public socket (whichever instance answers is the live one). */

@@ -36,8 +36,8 @@ logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
 }
 
 /* The app's own units: the live instance, the handover instances, their
- * twins, the release commands (by release id) and the workers (by
- * Procfile type). */
+ * twins, the release commands (by release id), the workers (by Procfile
+ * type) and the web processes 2..N. */
 bool
 logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 {
@@ -55,6 +55,13 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 			at = unit + n + strlen(templates[i]);
 	if (at == NULL && strncmp(unit + n, "-worker@", 8) == 0)
 		return worker_unit_type(cfg, unit, NULL, 0);
+	if (at == NULL && strncmp(unit + n, "-web@", 5) == 0) {
+		char *end;
+		unsigned long k = strtoul(unit + n + 5, &end, 10);
+
+		return unit[n + 5] >= '0' && unit[n + 5] <= '9' && k >= 2 &&
+		    k <= ZDD_WEB_QUANTITY_MAX && strcmp(end, ".service") == 0;
+	}
 	if (at == NULL)
 		return false;
 	end = strstr(at, ".service");

@@ -73,10 +73,10 @@ static const struct command commands[] = {
 	{ .name = "status",
 	    .run_cfg = status_show,
 	    .help = "live release, unit states, health" },
-	{ .name = "start-workers",
-	    .run_cfg = workers_start_live,
-	    .help = "(myapp-workers.service, at boot) start the live\n"
-		    "release's workers" },
+	{ .name = "start-processes",
+	    .run_cfg = processes_start_live,
+	    .help = "(myapp-processes.service, at boot) start the live\n"
+		    "release's web processes 2..N and workers" },
 	{ .name = "prune",
 	    .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },

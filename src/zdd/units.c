@@ -14,7 +14,9 @@
  * "probe" <APP>-probe.socket, "twin" <APP>-twin@<id>.service (on the side
  * instance's probe socket alone), "build" <APP>-build@<id>.service,
  * "release" <APP>-release@<id>.service (the release command), "worker"
- * <APP>-worker@<type>.service (id: the Procfile type). */
+ * <APP>-worker@<type>.service (id: the Procfile type), "web" web process
+ * <APP>-web@<k>.service and "web-probe" its <APP>-web-probe@<k>.socket
+ * (id: k, 2 and up). */
 int
 unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
     char *out, size_t n)
@@ -35,6 +37,10 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s-build@%s.service", cfg->app, id);
 	else if (strcmp(kind, "release") == 0 && id)
 		len = snprintf(out, n, "%s-release@%s.service", cfg->app, id);
+	else if (strcmp(kind, "web") == 0 && id)
+		len = snprintf(out, n, "%s-web@%s.service", cfg->app, id);
+	else if (strcmp(kind, "web-probe") == 0 && id)
+		len = snprintf(out, n, "%s-web-probe@%s.socket", cfg->app, id);
 	else if (strcmp(kind, "worker") == 0 && id)
 		len = snprintf(out, n, "%s-worker@%s.service", cfg->app, id);
 	else if (strcmp(kind, "side-probe") == 0 && id)

@@ -189,36 +189,6 @@ workers_replace(const struct zdd_config *cfg, const struct procfile *p,
 	return rc;
 }
 
-/* `myapp-zdd start-workers` (myapp-workers.service, at boot): the live
- * release's workers, started where they are not running. */
-int
-workers_start_live(const struct zdd_config *cfg)
-{
-	char dir[ZDD_RELEASE_PATH_MAX], why[ZDD_WHY_MAX];
-	static struct app_spec spec;
-	struct worker_results res = { 0 };
-	struct links l;
-
-	if (links_read(cfg->app_root, &l, why, sizeof(why)) < 0 ||
-	    l.current_rc < 0) {
-		log_info("no live release: no workers to start");
-		return ZDD_EXIT_OK;
-	}
-	if (release_path(cfg->app_root, l.current, NULL, dir, sizeof(dir)) <
-		0 ||
-	    app_spec_load(dir, &spec, why, sizeof(why)) < 0) {
-		log_err("cannot read what %s declares: %s", l.current, why);
-		return ZDD_EXIT_FAILED;
-	}
-	if (!spec.has_procfile || workers_declared(&spec.procfile) == 0) {
-		log_info("%s declares no workers", l.current);
-		return ZDD_EXIT_OK;
-	}
-	return workers_replace(cfg, &spec.procfile, "start", &res) < 0
-	    ? ZDD_EXIT_FAILED
-	    : ZDD_EXIT_OK;
-}
-
 /* status: every worker unit loaded, with the release that started it;
  * 1 when one the release declares does not run. */
 int

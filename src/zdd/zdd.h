@@ -267,6 +267,23 @@ int procfile_load(
 const char *procfile_command(const struct procfile *p, const char *type);
 bool procfile_type_valid(const char *s, size_t len);
 
+/* instances.c */
+struct web_instance_names { /* web process k (2 and up) */
+	char id[8];        /* "k" */
+	char probe_id[16]; /* "web-k": its probe socket's name */
+	char unit[ZDD_NAME_MAX + 24];
+	char probe_unit[ZDD_NAME_MAX + 32];
+	char socket[ZDD_PATH_MAX + 96];
+};
+int web_instance_units(const struct zdd_config *cfg, unsigned k,
+    struct web_instance_names *w);
+int web_instances_loaded(const struct zdd_config *cfg, unsigned *mask);
+int web_instances_stop_above(const struct zdd_config *cfg, unsigned quantity);
+int web_instances_show(const struct zdd_config *cfg, unsigned quantity);
+
+/* processes.c */
+int processes_start_live(const struct zdd_config *cfg);
+
 /* workers.c */
 struct worker_results { /* what a run did to each worker type */
 	struct {
@@ -281,7 +298,6 @@ bool worker_unit_type(const struct zdd_config *cfg, const char *unit,
 size_t workers_declared(const struct procfile *p);
 int workers_replace(const struct zdd_config *cfg, const struct procfile *p,
     const char *verb, struct worker_results *res);
-int workers_start_live(const struct zdd_config *cfg);
 int workers_show(const struct zdd_config *cfg, const struct procfile *p);
 
 /* app_json.c */
@@ -296,8 +312,10 @@ struct health_check {
 	unsigned uptime_s; /* the process must stay up this long */
 	bool declared;
 };
+#define ZDD_WEB_QUANTITY_MAX 16
 struct app_json {
 	struct health_check health;
+	unsigned web_quantity; /* formation.web.quantity; 0: not declared */
 	unsigned needs; /* enum zdd_need bits */
 	enum zdd_readiness readiness;
 	char build[ZDD_VALUE_MAX];
@@ -323,6 +341,7 @@ int app_spec_load(
 int app_spec_check_runnable(
     const char *dir, const struct app_spec *s, char *why, size_t whylen);
 const char *readiness_name(enum zdd_readiness r);
+unsigned app_spec_web_quantity(const struct app_spec *s);
 
 /* builder.c */
 struct build_plan {

@@ -4,7 +4,7 @@
 # myapp.slice, nginx in system.slice) the slice, or something else? Idle
 # load through nginx, no deploys, the app in myapp.slice and then (a
 # runtime drop-in) in system.slice, alternately, and once more after a
-# push (the build unit ran). Run as root from the source tree inside the
+# push (the build unit ran), AFTER_RUNS times in a row. Run as root from the source tree inside the
 # testbed where the package is installed:
 #   tests/machines/testbed/testbed exec bookworm --src . --deb build/myapp-zdd_*_amd64.deb \
 #       -- sh tests/bench/experiments/slice-baseline.sh
@@ -57,6 +57,10 @@ runuser -u deploy -- git -C "$work/app" -c user.email=e@localhost -c user.name=e
 	commit -q --allow-empty -m "slice experiment"
 runuser -u deploy -- git -C "$work/app" push -q origin HEAD:main >/dev/null 2>&1
 sleep 2
-echo "after a push: app in $(systemctl show -p Slice --value myapp.service)"
-for r in $rates; do run after-push "$r"; done
+echo "after a push: app in $(systemctl show -p Slice --value myapp.service); $secs s runs one after another"
+n=1
+while [ "$n" -le "${AFTER_RUNS:-1}" ]; do
+	for r in $rates; do run "after-push-$n" "$r"; done
+	n=$((n + 1))
+done
 ps -eo pcpu,cls,ni,comm --sort=-pcpu | head -8

@@ -129,7 +129,9 @@ test_idle_keepalive(int fd, const char *path)
 	    "and the server closes that connection after it");
 	ok(server_wait_drained(srv, t0 + 5000) == 0, "drained");
 	took = monotonic_ms() - t0;
-	ok(took >= linger && took < linger + 500,
+	/* the bound tells "the linger" from "waited for the client's
+	 * timeout" with room for a loaded CI machine */
+	ok(took >= linger && took < linger + 1500,
 	    "the idle connection lingered %u ms, drain took %lld ms", linger,
 	    (long long)took);
 	ok(server_connections_cut(srv) == 1,
@@ -249,8 +251,10 @@ test_no_linger_without_connections(int fd)
 	    "server starts for the empty drain test");
 	t0 = monotonic_ms();
 	server_begin_drain(srv);
+	/* under half the 2 s linger: "did not wait for it", on a loaded
+	 * machine too */
 	ok(server_wait_drained(srv, t0 + 5000) == 0 &&
-		monotonic_ms() - t0 < 200,
+		monotonic_ms() - t0 < 1000,
 	    "no connection: drained at once (%lld ms)",
 	    (long long)(monotonic_ms() - t0));
 	server_stop(srv);

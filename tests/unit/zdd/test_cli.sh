@@ -111,6 +111,8 @@ if os.path.exists("exit-at-start"):
     sys.exit(1)
 if os.path.exists("main-fails") and path.endswith("-probe.sock"):
     sys.exit(1)
+if os.path.exists("web2-fails") and path.endswith("-probe-web-2.sock"):
+    sys.exit(1)
 rev = open("REVISION").read().strip().encode()
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
@@ -467,6 +469,46 @@ rc=0; zdd rollback "$RM" || rc=$?
 ok $? "rollback forward to the release that ran it: no --force needed"
 git -C "$W" rm -q Procfile
 commit "no release command"
+
+# --- web quantity (app.json formation.web.quantity) ------------------------------
+web_served() { # K: the revision web process K serves through its probe socket
+	curl -s --max-time 2 --unix-socket "$RUN/myapp-probe-web-$1.sock" http://localhost/healthz
+}
+printf '{"formation": {"web": {"quantity": 3}}}\n' > "$W/app.json"
+git -C "$W" add app.json
+sleep 1; commit "three web processes"
+rc=0; deploy_head || rc=$?
+WQ=$(git -C "$W" rev-parse HEAD)
+[ "$rc" -eq 0 ] && has "web processes: 3 (app.json formation)" && [ "$(web_served 2)" = "$WQ" ] &&
+    [ "$(web_served 3)" = "$WQ" ] && [ "$(served)" = "$WQ" ]
+ok $? "web quantity 3: main and web processes 2 and 3 serve the new release"
+awk '/restart myapp.service/ {m=NR} /restart myapp-web@2.service/ {a=NR} /restart myapp-web@3.service/ {b=NR}
+     /^--no-ask-password stop myapp@/ {s=NR} END {exit !(m && a && b && s && m < a && a < b && b < s)}' "$T/state/calls"
+ok $? "web quantity: one at a time after main, all before the handover instance stops"
+rc=0; zdd status || rc=$?
+[ "$rc" -eq 0 ] && has "myapp-web@2.service" && has "myapp-web@3.service" && has "web processes: 3"
+ok $? "status: every web process"
+WQ_ID=$(current)
+printf 'x\n' > "$W/web2-fails"
+git -C "$W" add web2-fails
+sleep 1; commit "web process 2 fails on this release"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 4 ] && [ "$(current)" = "$WQ_ID" ] && [ "$(web_served 2)" = "$WQ" ] && [ "$(served)" = "$WQ" ] &&
+    has "myapp-web@2.service did not restart"
+ok $? "web process 2 fails on the new release: rolled back (exit 4), main and web process 2 on the old one"
+git -C "$W" rm -q web2-fails
+printf '{"formation": {"web": {"quantity": 17}}}\n' > "$W/app.json"
+git -C "$W" add app.json
+sleep 1; commit "too many web processes"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 1 ] && [ "$(current)" = "$WQ_ID" ] && has "formation.web.quantity must be a number from 1 to 16"
+ok $? "web quantity 17: refused at spec (exit 1), nothing changed"
+git -C "$W" rm -q app.json
+sleep 1; commit "one web process again"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 0 ] && has "stopping myapp-web@2.service (web quantity 1)" && has "stopping myapp-web@3.service" &&
+    ! ls "$T/state"/web-*.pid > /dev/null 2>&1
+ok $? "web quantity back to 1: web processes 2 and 3 stopped"
 
 # --- workers: the Procfile's other types, one generation at a time ---------------
 # Each generation writes when it begins (pid, time, release) and, on SIGTERM,
