@@ -1,7 +1,8 @@
 'use strict';
 // The guide's app: Express on the socket systemd passes (fd 3), else on
 // $PORT. Notes in SQLite in the state directory, in the same table as the
-// reference C app's (so they survive a change of app). Ready when /healthz
+// reference C app's (so they survive a change of app), made by the release
+// command (migrate.js). Two processes share the socket (app.json formation). Ready when /healthz
 // answers (no sd_notify). On SIGTERM: stop accepting, close idle keep-alive
 // connections, answer what is in flight with `Connection: close`, exit 0.
 //
@@ -32,8 +33,8 @@ db.serialize(() => {
   db.run('PRAGMA journal_mode=WAL');
   // A commit is on disk before its callback runs: a 201 is a durable write.
   db.run('PRAGMA synchronous=FULL');
-  db.run("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL," +
-    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
+  // The table is the release command's (migrate.js), made before this
+  // release started.
 });
 
 const app = express();
