@@ -181,8 +181,7 @@ parse_health(
 
 /* formation.web.quantity; the other types run one process each. */
 static int
-parse_formation(
-    json_object *root, struct app_json *a, char *why, size_t whylen)
+parse_formation(json_object *root, struct app_json *a, char *why, size_t whylen)
 {
 	json_object *f, *web, *q;
 	int64_t n;

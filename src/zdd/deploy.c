@@ -658,8 +658,7 @@ instance_ok(const struct run *r, const char *unit, const char *probe_id,
 static int
 verify_main(struct run *r)
 {
-	return instance_ok(
-	    r, r->main_unit, NULL, r->reason, sizeof(r->reason));
+	return instance_ok(r, r->main_unit, NULL, r->reason, sizeof(r->reason));
 }
 
 /*

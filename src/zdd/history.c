@@ -79,8 +79,8 @@ history_format(const struct deploy_record *r, char **line)
 		json_object *w = json_object_new_object();
 
 		for (size_t i = 0; w != NULL && i < r->workers->n; i++)
-			bad |= add_string(w, r->workers->w[i].type,
-			    r->workers->w[i].result);
+			bad |= add_string(
+			    w, r->workers->w[i].type, r->workers->w[i].result);
 		if (w == NULL || json_object_object_add(o, "workers", w) < 0) {
 			json_object_put(w);
 			bad = 1;

@@ -57,7 +57,8 @@ live_declared(
 		    app_spec_web_quantity(spec));
 	for (size_t i = 0; spec->has_procfile && i < spec->procfile.n; i++)
 		if (worker_type(spec->procfile.procs[i].type))
-			log_info("process:  %s: %s", spec->procfile.procs[i].type,
+			log_info("process:  %s: %s",
+			    spec->procfile.procs[i].type,
 			    spec->procfile.procs[i].command);
 	log_info("readiness: %s", readiness_name(spec->readiness));
 	if (profile_check(cfg, spec->json.needs, line, sizeof(line), why,

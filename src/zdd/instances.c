@@ -17,16 +17,17 @@
 #define INSTANCE_STOP_S 120 /* TimeoutStopSec=30, plus margin */
 
 int
-web_instance_units(const struct zdd_config *cfg, unsigned k,
-    struct web_instance_names *w)
+web_instance_units(
+    const struct zdd_config *cfg, unsigned k, struct web_instance_names *w)
 {
+	memset(w, 0, sizeof(*w));
 	snprintf(w->id, sizeof(w->id), "%u", k);
 	snprintf(w->probe_id, sizeof(w->probe_id), "web-%u", k);
 	if (unit_name(cfg, "web", w->id, w->unit, sizeof(w->unit)) < 0 ||
 	    unit_name(cfg, "web-probe", w->id, w->probe_unit,
 		sizeof(w->probe_unit)) < 0 ||
-	    probe_socket_path(
-		cfg, w->probe_id, w->socket, sizeof(w->socket)) < 0)
+	    probe_socket_path(cfg, w->probe_id, w->socket, sizeof(w->socket)) <
+		0)
 		return -ENAMETOOLONG;
 	return 0;
 }
@@ -46,8 +47,7 @@ loaded_k(const struct zdd_config *cfg, const char *line)
 	if (strncmp(unit, prefix, strlen(prefix)) != 0)
 		return 0;
 	k = strtoul(unit + strlen(prefix), &end, 10);
-	if (strcmp(end, ".service") != 0 || k < 2 ||
-	    k > ZDD_WEB_QUANTITY_MAX)
+	if (strcmp(end, ".service") != 0 || k < 2 || k > ZDD_WEB_QUANTITY_MAX)
 		return 0;
 	return (unsigned)k;
 }
@@ -100,8 +100,8 @@ web_instances_stop_above(const struct zdd_config *cfg, unsigned quantity)
 
 		if (!(mask & (1u << k)) || web_instance_units(cfg, k, &w) < 0)
 			continue;
-		log_info("       stopping %s (web quantity %u)", w.unit,
-		    quantity);
+		log_info(
+		    "       stopping %s (web quantity %u)", w.unit, quantity);
 		if (units_run(cfg, INSTANCE_STOP_S, "stop", w.unit,
 			w.probe_unit, why, sizeof(why)) < 0) {
 			log_err("%s", why);

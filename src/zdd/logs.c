@@ -56,11 +56,11 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 	if (at == NULL && strncmp(unit + n, "-worker@", 8) == 0)
 		return worker_unit_type(cfg, unit, NULL, 0);
 	if (at == NULL && strncmp(unit + n, "-web@", 5) == 0) {
-		char *end;
-		unsigned long k = strtoul(unit + n + 5, &end, 10);
+		char *rest;
+		unsigned long k = strtoul(unit + n + 5, &rest, 10);
 
 		return unit[n + 5] >= '0' && unit[n + 5] <= '9' && k >= 2 &&
-		    k <= ZDD_WEB_QUANTITY_MAX && strcmp(end, ".service") == 0;
+		    k <= ZDD_WEB_QUANTITY_MAX && strcmp(rest, ".service") == 0;
 	}
 	if (at == NULL)
 		return false;

@@ -45,7 +45,7 @@ parse_line(
 		return 0;
 	colon = strchr(line, ':');
 	tlen = colon ? (size_t)(colon - line) : 0;
-	if (!procfile_type_valid(line, tlen)) {
+	if (colon == NULL || !procfile_type_valid(line, tlen)) {
 		snprintf(why, whylen,
 		    "Procfile line %u: expected 'TYPE: COMMAND' with TYPE of "
 		    "letters, digits, '_', '-' (at most %d)",

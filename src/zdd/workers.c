@@ -50,8 +50,8 @@ worker_unit_type(
 
 /* Worker units systemd has loaded (running, failed, stopping), by type. */
 static int
-loaded_types(const struct zdd_config *cfg,
-    char types[][ZDD_PROC_TYPE_MAX + 1], size_t max, size_t *n)
+loaded_types(const struct zdd_config *cfg, char types[][ZDD_PROC_TYPE_MAX + 1],
+    size_t max, size_t *n)
 {
 	char pattern[ZDD_NAME_MAX + 24], out[8192];
 	char *argv[] = { (char *)cfg->systemctl, "list-units", "--all",
@@ -200,8 +200,7 @@ workers_show(const struct zdd_config *cfg, const struct procfile *p)
 	char unit[ZDD_NAME_MAX + ZDD_PROC_TYPE_MAX + 24];
 	size_t n = 0;
 
-	if (loaded_types(cfg, types, sizeof(types) / sizeof(types[0]), &n) <
-	    0)
+	if (loaded_types(cfg, types, sizeof(types) / sizeof(types[0]), &n) < 0)
 		log_info("workers:  unknown (systemctl list-units failed)");
 	for (size_t i = 0; p != NULL && i < p->n; i++) {
 		bool loaded = false;

@@ -269,14 +269,14 @@ bool procfile_type_valid(const char *s, size_t len);
 
 /* instances.c */
 struct web_instance_names { /* web process k (2 and up) */
-	char id[8];        /* "k" */
-	char probe_id[16]; /* "web-k": its probe socket's name */
+	char id[8];         /* "k" */
+	char probe_id[16];  /* "web-k": its probe socket's name */
 	char unit[ZDD_NAME_MAX + 24];
 	char probe_unit[ZDD_NAME_MAX + 32];
 	char socket[ZDD_PATH_MAX + 96];
 };
-int web_instance_units(const struct zdd_config *cfg, unsigned k,
-    struct web_instance_names *w);
+int web_instance_units(
+    const struct zdd_config *cfg, unsigned k, struct web_instance_names *w);
 int web_instances_loaded(const struct zdd_config *cfg, unsigned *mask);
 int web_instances_stop_above(const struct zdd_config *cfg, unsigned quantity);
 int web_instances_show(const struct zdd_config *cfg, unsigned quantity);
@@ -293,8 +293,8 @@ struct worker_results { /* what a run did to each worker type */
 	size_t n;
 };
 bool worker_type(const char *type);
-bool worker_unit_type(const struct zdd_config *cfg, const char *unit,
-    char *type, size_t n);
+bool worker_unit_type(
+    const struct zdd_config *cfg, const char *unit, char *type, size_t n);
 size_t workers_declared(const struct procfile *p);
 int workers_replace(const struct zdd_config *cfg, const struct procfile *p,
     const char *verb, struct worker_results *res);
@@ -316,7 +316,7 @@ struct health_check {
 struct app_json {
 	struct health_check health;
 	unsigned web_quantity; /* formation.web.quantity; 0: not declared */
-	unsigned needs; /* enum zdd_need bits */
+	unsigned needs;        /* enum zdd_need bits */
 	enum zdd_readiness readiness;
 	char build[ZDD_VALUE_MAX];
 };
@@ -382,8 +382,8 @@ struct deploy_record {
 	const char *result; /* ok, failed, rolled-back, broken */
 	const char *failed_step;
 	const char *reason;
-	const char *release_command;        /* the Procfile's release: */
-	const char *release_command_result; /* ok, failed; NULL: not run */
+	const char *release_command;          /* the Procfile's release: */
+	const char *release_command_result;   /* ok, failed; NULL: not run */
 	const struct worker_results *workers; /* NULL: none touched */
 	struct step_time steps[ZDD_STEPS_MAX];
 	size_t nsteps;
