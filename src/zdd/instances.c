@@ -57,20 +57,13 @@ loaded_k(const struct zdd_config *cfg, const char *line)
 int
 web_instances_loaded(const struct zdd_config *cfg, unsigned *mask)
 {
-	char pattern[ZDD_NAME_MAX + 16], out[4096];
-	char *argv[] = { (char *)cfg->systemctl, "list-units", "--all",
-		"--no-legend", "--plain", "--no-pager", pattern, NULL };
-	struct spawn_opts o = {
-		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
-	};
-	char *save = NULL;
-	int status, rc;
+	char out[4096], *save = NULL;
+	int rc;
 
 	*mask = 0;
-	snprintf(pattern, sizeof(pattern), "%s-web@*.service", cfg->app);
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0 || !spawn_ok(status))
-		return rc < 0 ? rc : -EIO;
+	rc = units_list(cfg, "-web@*.service", out, sizeof(out));
+	if (rc < 0)
+		return rc;
 	for (char *line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		unsigned k = loaded_k(cfg, line);

@@ -218,6 +218,27 @@ units_show(const struct zdd_config *cfg, const char *unit)
 	return strcmp(active, "active") == 0 ? 0 : 1;
 }
 
+/* `systemctl list-units --all` of the units matching "<APP>SUFFIX" (a
+ * glob), one "unit load active sub ..." line each, into out. */
+int
+units_list(
+    const struct zdd_config *cfg, const char *suffix, char *out, size_t n)
+{
+	char pattern[ZDD_NAME_MAX + 32];
+	char *argv[] = { (char *)cfg->systemctl, "list-units", "--all",
+		"--no-legend", "--plain", "--no-pager", pattern, NULL };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
+	int status, rc;
+
+	snprintf(pattern, sizeof(pattern), "%s%s", cfg->app, suffix);
+	rc = spawn_capture(argv, &o, out, n, &status);
+	if (rc < 0 || !spawn_ok(status))
+		return rc < 0 ? rc : -EIO;
+	return 0;
+}
+
 /*
  * Side instances still loaded (a handover in progress, or one left running
  * after a failed restore).  With stop_strays, stop them and their probe

@@ -53,20 +53,13 @@ static int
 loaded_types(const struct zdd_config *cfg, char types[][ZDD_PROC_TYPE_MAX + 1],
     size_t max, size_t *n)
 {
-	char pattern[ZDD_NAME_MAX + 24], out[8192];
-	char *argv[] = { (char *)cfg->systemctl, "list-units", "--all",
-		"--no-legend", "--plain", "--no-pager", pattern, NULL };
-	struct spawn_opts o = {
-		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
-	};
-	char *save = NULL;
-	int status, rc;
+	char out[8192], *save = NULL;
+	int rc;
 
 	*n = 0;
-	snprintf(pattern, sizeof(pattern), "%s-worker@*.service", cfg->app);
-	rc = spawn_capture(argv, &o, out, sizeof(out), &status);
-	if (rc < 0 || !spawn_ok(status))
-		return rc < 0 ? rc : -EIO;
+	rc = units_list(cfg, "-worker@*.service", out, sizeof(out));
+	if (rc < 0)
+		return rc;
 	for (char *line = strtok_r(out, "\n", &save); line && *n < max;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char unit[128], load[32], active[32];

@@ -196,6 +196,8 @@ int units_run(const struct zdd_config *cfg, unsigned timeout_s,
 void units_reset_failed(
     const struct zdd_config *cfg, const char *unit1, const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
+int units_list(
+    const struct zdd_config *cfg, const char *suffix, char *out, size_t n);
 struct unit_state {
 	char active[32]; /* ActiveState */
 	long main_pid;
