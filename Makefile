@@ -36,13 +36,14 @@ install:
 	install -d $(DESTDIR)$(DATADIR)/provision/git-shell-commands
 	install -m 0755 provision/git-shell-commands/* $(DESTDIR)$(DATADIR)/provision/git-shell-commands/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
-	install -m 0644 systemd/*.socket systemd/*.service systemd/*.slice $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 systemd/*.socket systemd/*.service systemd/*.timer systemd/*.slice $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-twin@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-release@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-worker@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-web@.service.d/sandbox.conf
+	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-cron@.service.d/sandbox.conf
 	install -D -m 0644 polkit/myapp-zdd.rules $(DESTDIR)$(PREFIX)/share/polkit-1/rules.d/myapp-zdd.rules
 	install -D -m 0644 nginx/myapp-zdd.conf $(DESTDIR)/etc/nginx/sites-available/myapp-zdd
 

@@ -6,6 +6,9 @@
  *       "uptime": 0}]}                               (Dokku's format)
  *   "formation": {"web": {"quantity": 3}}            (Heroku's: web
  *                                                      processes, 1-16)
+ *   "cron": [{"command": "CMD", "schedule": "0 1 * * *",
+ *       "maintenance": false, "concurrency_policy": "forbid"}]
+ *                                                     (Dokku's; cron.c)
  *   "myapp-zdd": {"needs": ["jit", "network"],       (sandbox grants)
  *                 "readiness": "notify" | "health",
  *                 "build": "COMMAND"}                (overrides detection)
@@ -211,6 +214,98 @@ parse_formation(json_object *root, struct app_json *a, char *why, size_t whylen)
 	return 0;
 }
 
+/* One job at a time is what systemd does: "allow" (Dokku's default)
+ * permits no more than that; "replace" would kill a run, and is refused. */
+static int
+parse_cron_entry(
+    json_object *e, size_t i, struct cron_entry *c, char *why, size_t whylen)
+{
+	char where[32], policy[16] = "", cwhy[ZDD_WHY_MAX];
+	json_object *m;
+	int rc;
+
+	snprintf(where, sizeof(where), "cron[%zu].", i);
+	if (!json_object_is_type(e, json_type_object)) {
+		snprintf(
+		    why, whylen, "app.json: cron[%zu] is not an object", i);
+		return -EINVAL;
+	}
+	rc = get_string(
+	    e, "command", where, c->command, sizeof(c->command), why, whylen);
+	if (rc == 1)
+		rc = get_string(e, "schedule", where, c->schedule,
+		    sizeof(c->schedule), why, whylen);
+	if (rc == 0) {
+		snprintf(why, whylen,
+		    "app.json: cron[%zu] needs a \"command\" and a "
+		    "\"schedule\"",
+		    i);
+		return -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	if (cron_calendar(c->schedule, c->calendar, sizeof(c->calendar), cwhy,
+		sizeof(cwhy)) < 0) {
+		snprintf(
+		    why, whylen, "app.json: cron[%zu].schedule: %s", i, cwhy);
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(e, "maintenance", &m)) {
+		if (!json_object_is_type(m, json_type_boolean)) {
+			snprintf(why, whylen,
+			    "app.json: cron[%zu].maintenance must be true or "
+			    "false",
+			    i);
+			return -EINVAL;
+		}
+		c->maintenance = json_object_get_boolean(m);
+	}
+	rc = get_string(e, "concurrency_policy", where, policy, sizeof(policy),
+	    why, whylen);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && strcmp(policy, "forbid") != 0 &&
+	    strcmp(policy, "allow") != 0) {
+		snprintf(why, whylen,
+		    "app.json: cron[%zu].concurrency_policy: a job runs once "
+		    "at a time here (\"forbid\"); a run is never replaced",
+		    i);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int
+parse_cron(json_object *root, struct app_json *a, char *why, size_t whylen)
+{
+	json_object *list;
+	size_t n;
+
+	if (!json_object_object_get_ex(root, "cron", &list))
+		return 0;
+	if (!json_object_is_type(list, json_type_array)) {
+		snprintf(why, whylen,
+		    "app.json: cron must be an array of {\"command\": ..., "
+		    "\"schedule\": ...}");
+		return -EINVAL;
+	}
+	n = json_object_array_length(list);
+	if (n > ZDD_CRON_MAX) {
+		snprintf(why, whylen, "app.json: more than %d cron entries",
+		    ZDD_CRON_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int rc = parse_cron_entry(json_object_array_get_idx(list, i), i,
+		    &a->cron[i], why, whylen);
+
+		if (rc < 0)
+			return rc;
+	}
+	a->ncron = (unsigned)n;
+	return 0;
+}
+
 static int
 parse_ours(json_object *root, struct app_json *a, char *why, size_t whylen)
 {
@@ -309,6 +404,8 @@ app_json_parse(const char *text, struct app_json *a, char *why, size_t whylen)
 		rc = parse_health(root, &a->health, why, whylen);
 		if (rc == 0)
 			rc = parse_formation(root, a, why, whylen);
+		if (rc == 0)
+			rc = parse_cron(root, a, why, whylen);
 		if (rc == 0)
 			rc = parse_ours(root, a, why, whylen);
 	}

@@ -68,6 +68,7 @@ struct run {
 	double healthy_s;     /* how long the new release took to be healthy */
 	struct worker_results workers;
 	bool workers_failed; /* the release is live, a worker is not */
+	bool cron_failed;    /* the release is live, its timers are not set */
 	char reason[1024];
 	char final[1536];
 };
@@ -169,9 +170,10 @@ finish(struct run *r, int code)
 		static const char *const done[] = { "deployed",
 			"rolled back to", "restarted" };
 
-		log_info("%s %s in %.1f s%s", done[r->action], r->id, total,
-		    r->workers_failed ? " (a worker did not start: above)"
-				      : "");
+		log_info("%s %s in %.1f s%s%s", done[r->action], r->id, total,
+		    r->workers_failed ? " (a worker did not start: above)" : "",
+		    r->cron_failed ? " (scheduled jobs not updated: above)"
+				   : "");
 	} else {
 		log_info("%s failed at %s: %s; %s", action_names[r->action],
 		    r->rec.failed_step ? r->rec.failed_step : "start",
@@ -796,6 +798,13 @@ workers_step(struct run *r)
 	    r->cfg, release_procfile(r), "restart", &r->workers);
 }
 
+/* Then its scheduled jobs' timers (cron_jobs.c). */
+static int
+cron_step(struct run *r)
+{
+	return cron_apply(r->cfg, &r->spec.json, r->reason, sizeof(r->reason));
+}
+
 /* Everything after the release exists on disk; returns an exit code
  * only on failure (finish() called), 0 when the caller should go on. */
 static int
@@ -853,6 +862,12 @@ handover(struct run *r)
 			 "('myapp-zdd status'); 'myapp-zdd rollback' "
 			 "restores the previous generation",
 		    r->id);
+	}
+	if (cron_needed(cfg, &r->spec.json) && step(r, "cron", cron_step) < 0) {
+		r->cron_failed = true;
+		log_warn("%s is live, but its scheduled jobs were not updated: "
+			 "%s",
+		    r->id, r->reason);
 	}
 	return 0;
 }

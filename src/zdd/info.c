@@ -119,7 +119,8 @@ status_show(const struct zdd_config *cfg)
 	if (l.current_rc == 0 && live_declared(cfg, l.current, &spec) < 0)
 		code = ZDD_EXIT_FAILED;
 	if (web_instances_show(cfg, app_spec_web_quantity(&spec)) != 0 ||
-	    workers_show(cfg, spec.has_procfile ? &spec.procfile : NULL) != 0)
+	    workers_show(cfg, spec.has_procfile ? &spec.procfile : NULL) != 0 ||
+	    cron_show(cfg, l.current_rc == 0 ? &spec.json : NULL) != 0)
 		code = ZDD_EXIT_FAILED;
 	/* An app judged by its health check may serve fd 3 alone: ask the
 	 * public socket (whichever instance answers is the live one). */

@@ -5,6 +5,9 @@
  * (bash execs a simple command, so the app keeps the PID systemd gave
  * LISTEN_PID to), or ./start when the release has no web process.
  *
+ * `launch --cron N` runs app.json's cron entry N instead (its command, or
+ * the Procfile's command of that name, as Dokku does).
+ *
  * ZDD_RELEASE names the release the process runs (the units that run
  * "current" learn it here).
  *
@@ -129,18 +132,50 @@ release_env(void)
 	return setenv("ZDD_RELEASE", base, 1) < 0 ? -errno : 0;
 }
 
+/* The command of cron entry arg: 0; 1 (said) when this release has no
+ * such entry; -EINVAL (said) for a wrong arg. */
+static int
+cron_command(const struct app_spec *spec, const char *arg, const char **out)
+{
+	const char *command, *proc;
+	unsigned long n;
+	char *end;
+
+	n = strtoul(arg, &end, 10);
+	if (end == arg || *end != '\0' || n >= ZDD_CRON_MAX) {
+		fprintf(stderr, "myapp-zdd launch: --cron %s: not 0-%d\n", arg,
+		    ZDD_CRON_MAX - 1);
+		return -EINVAL;
+	}
+	if (n >= spec->json.ncron) {
+		/* the release changed between the timer and the start */
+		fprintf(stderr,
+		    "myapp-zdd launch: this release declares no cron[%lu]: "
+		    "nothing to run\n",
+		    n);
+		return 1;
+	}
+	command = spec->json.cron[n].command;
+	proc = spec->has_procfile ? procfile_command(&spec->procfile, command)
+				  : NULL;
+	*out = proc ? proc : command;
+	return 0;
+}
+
 int
 launch_command(const char *config_path, int argc, char *argv[])
 {
-	const char *type = argc > 0 ? argv[0] : "web";
+	bool cron = argc == 2 && strcmp(argv[0], "--cron") == 0;
+	const char *type = argc > 0 && !cron ? argv[0] : "web";
 	char why[ZDD_WHY_MAX];
 	static struct app_spec spec;
-	const char *command;
+	const char *command = NULL;
 	int rc;
 
 	(void)config_path; /* the sandbox hides the settings: none needed */
-	if (argc > 1) {
-		fprintf(stderr, "usage: myapp-zdd launch [TYPE]\n");
+	if (argc > 1 && !cron) {
+		fprintf(stderr,
+		    "usage: myapp-zdd launch [TYPE] | launch --cron N\n");
 		return ZDD_EXIT_USAGE;
 	}
 	rc = app_spec_load(".", &spec, why, sizeof(why));
@@ -148,8 +183,16 @@ launch_command(const char *config_path, int argc, char *argv[])
 		fprintf(stderr, "myapp-zdd launch: %s\n", why);
 		return ZDD_EXIT_FAILED;
 	}
-	command =
-	    spec.has_procfile ? procfile_command(&spec.procfile, type) : NULL;
+	if (cron) {
+		type = "cron";
+		rc = cron_command(&spec, argv[1], &command);
+		if (rc != 0)
+			return rc < 0 ? ZDD_EXIT_USAGE : ZDD_EXIT_OK;
+	} else {
+		command = spec.has_procfile
+		    ? procfile_command(&spec.procfile, type)
+		    : NULL;
+	}
 	if (command == NULL && strcmp(type, "web") != 0) {
 		fprintf(stderr,
 		    "myapp-zdd launch: the Procfile declares no '%s:' "

@@ -37,7 +37,7 @@ logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
 
 /* The app's own units: the live instance, the handover instances, their
  * twins, the release commands (by release id), the workers (by Procfile
- * type) and the web processes 2..N. */
+ * type), the web processes 2..N and the scheduled jobs. */
 bool
 logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 {
@@ -61,6 +61,13 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 
 		return unit[n + 5] >= '0' && unit[n + 5] <= '9' && k >= 2 &&
 		    k <= ZDD_WEB_QUANTITY_MAX && strcmp(rest, ".service") == 0;
+	}
+	if (at == NULL && strncmp(unit + n, "-cron@", 6) == 0) {
+		char *rest;
+		unsigned long k = strtoul(unit + n + 6, &rest, 10);
+
+		return unit[n + 6] >= '0' && unit[n + 6] <= '9' &&
+		    k < ZDD_CRON_MAX && strcmp(rest, ".service") == 0;
 	}
 	if (at == NULL)
 		return false;

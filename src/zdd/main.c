@@ -77,6 +77,14 @@ static const struct command commands[] = {
 	    .run_cfg = processes_start_live,
 	    .help = "(myapp-processes.service, at boot) start the live\n"
 		    "release's web processes 2..N and workers" },
+	{ .name = "cron-sync",
+	    .run_raw = cron_sync_command,
+	    .help = "(myapp-cron-sync.service, as root) set the timers\n"
+		    "of the live release's app.json cron entries" },
+	{ .name = "cron-list",
+	    .run_cfg = cron_sync_list,
+	    .help = "(for cron-sync) the live release's cron entries\n"
+		    "as 'N OnCalendar' lines" },
 	{ .name = "prune",
 	    .run_cfg = prune_run,
 	    .help = "remove old releases (never current or previous)" },

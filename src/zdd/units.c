@@ -43,6 +43,12 @@ unit_name(const struct zdd_config *cfg, const char *kind, const char *id,
 		len = snprintf(out, n, "%s-web-probe@%s.socket", cfg->app, id);
 	else if (strcmp(kind, "worker") == 0 && id)
 		len = snprintf(out, n, "%s-worker@%s.service", cfg->app, id);
+	else if (strcmp(kind, "cron") == 0 && id)
+		len = snprintf(out, n, "%s-cron@%s.service", cfg->app, id);
+	else if (strcmp(kind, "cron-timer") == 0 && id)
+		len = snprintf(out, n, "%s-cron@%s.timer", cfg->app, id);
+	else if (strcmp(kind, "cron-sync") == 0)
+		len = snprintf(out, n, "%s-cron-sync.service", cfg->app);
 	else if (strcmp(kind, "side-probe") == 0 && id)
 		len = snprintf(out, n, "%s-probe@%s.socket", cfg->app, id);
 	else
@@ -108,8 +114,8 @@ units_reset_failed(
 }
 
 /* `systemctl show -p P1 -p P2 -p P3 UNIT` into out (P3 may be NULL). */
-static int
-show_properties(const struct zdd_config *cfg, const char *unit, const char *p1,
+int
+units_properties(const struct zdd_config *cfg, const char *unit, const char *p1,
     const char *p2, const char *p3, char *out, size_t n, char *why,
     size_t whylen)
 {
@@ -143,7 +149,7 @@ units_state(const struct zdd_config *cfg, const char *unit,
 
 	memset(st, 0, sizeof(*st));
 	snprintf(st->active, sizeof(st->active), "unknown");
-	rc = show_properties(cfg, unit, "ActiveState", "MainPID", "NRestarts",
+	rc = units_properties(cfg, unit, "ActiveState", "MainPID", "NRestarts",
 	    out, sizeof(out), why, whylen);
 	if (rc < 0)
 		return rc;
@@ -172,7 +178,7 @@ units_result(const struct zdd_config *cfg, const char *unit,
 
 	memset(res, 0, sizeof(*res));
 	snprintf(res->result, sizeof(res->result), "unknown");
-	rc = show_properties(cfg, unit, "Result", "ExecMainStatus", NULL, out,
+	rc = units_properties(cfg, unit, "Result", "ExecMainStatus", NULL, out,
 	    sizeof(out), why, whylen);
 	if (rc < 0)
 		return rc;

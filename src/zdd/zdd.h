@@ -196,6 +196,9 @@ int units_run(const struct zdd_config *cfg, unsigned timeout_s,
 void units_reset_failed(
     const struct zdd_config *cfg, const char *unit1, const char *unit2);
 int units_show(const struct zdd_config *cfg, const char *unit);
+int units_properties(const struct zdd_config *cfg, const char *unit,
+    const char *p1, const char *p2, const char *p3, char *out, size_t n,
+    char *why, size_t whylen);
 int units_list(
     const struct zdd_config *cfg, const char *suffix, char *out, size_t n);
 struct unit_state {
@@ -315,10 +318,26 @@ struct health_check {
 	bool declared;
 };
 #define ZDD_WEB_QUANTITY_MAX 16
+/* cron.c */
+#define ZDD_CRON_MAX 16 /* app.json cron entries */
+#define ZDD_CRON_SCHEDULE_MAX 128
+#define ZDD_CRON_CALENDAR_MAX 768
+struct cron_entry {
+	char command[ZDD_PROC_CMD_MAX];
+	char schedule[ZDD_CRON_SCHEDULE_MAX]; /* as app.json writes it */
+	char calendar[ZDD_CRON_CALENDAR_MAX]; /* as OnCalendar= */
+	bool maintenance;                     /* declared, not run */
+};
+int cron_calendar(
+    const char *schedule, char *out, size_t n, char *why, size_t whylen);
+bool cron_calendar_valid(const char *calendar);
+
 struct app_json {
 	struct health_check health;
 	unsigned web_quantity; /* formation.web.quantity; 0: not declared */
-	unsigned needs;        /* enum zdd_need bits */
+	struct cron_entry cron[ZDD_CRON_MAX]; /* "cron", job N at [N - 1] */
+	unsigned ncron;
+	unsigned needs; /* enum zdd_need bits */
 	enum zdd_readiness readiness;
 	char build[ZDD_VALUE_MAX];
 };
@@ -344,6 +363,16 @@ int app_spec_check_runnable(
     const char *dir, const struct app_spec *s, char *why, size_t whylen);
 const char *readiness_name(enum zdd_readiness r);
 unsigned app_spec_web_quantity(const struct app_spec *s);
+
+/* cron_sync.c */
+int cron_sync_list(const struct zdd_config *cfg);
+int cron_sync_command(const char *config_path, int argc, char *argv[]);
+
+/* cron_jobs.c */
+bool cron_needed(const struct zdd_config *cfg, const struct app_json *j);
+int cron_apply(const struct zdd_config *cfg, const struct app_json *j,
+    char *why, size_t whylen);
+int cron_show(const struct zdd_config *cfg, const struct app_json *j);
 
 /* builder.c */
 struct build_plan {

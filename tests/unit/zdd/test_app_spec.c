@@ -291,6 +291,100 @@ test_grants(void)
 	    "profile: granted more than needed says so (%s)", line);
 }
 
+/* Schedule -> OnCalendar: each expected calendar was checked with
+ * `systemd-analyze calendar` (systemd 252) to be what cron runs. */
+static void
+test_cron(void)
+{
+	static const struct {
+		const char *schedule, *calendar;
+	} good[] = {
+		{ "0 1 * * *", "*-*-* 01:00:00" },
+		{ "*/15 * * * *", "*-*-* *:00,15,30,45:00" },
+		{ "30 8-10 * * mon-fri",
+		    "Mon,Tue,Wed,Thu,Fri *-*-* 08,09,10:30:00" },
+		{ "0 0 1,15 jan,jul *", "*-01,07-01,15 00:00:00" },
+		{ "0 12 * * 0", "Sun *-*-* 12:00:00" },
+		{ "0 12 * * 7", "Sun *-*-* 12:00:00" },
+		{ "0 12 * * 5-7", "Sun,Fri,Sat *-*-* 12:00:00" },
+		{ "5-20/5 * * * *", "*-*-* *:05,10,15,20:00" },
+		{ "*/3 * * * * *",
+		    "*-*-* *:*:00,03,06,09,12,15,18,21,24,27,30,"
+		    "33,36,39,42,45,48,51,54,57" },
+		{ "@daily", "*-*-* 00:00:00" },
+		{ "@hourly", "*-*-* *:00:00" },
+		{ "@weekly", "Sun *-*-* 00:00:00" },
+		{ "@yearly", "*-01-01 00:00:00" },
+		{ "* * * * *", "*-*-* *:*:00" },
+	};
+	static const struct {
+		const char *schedule, *says;
+	} bad[] = {
+		{ "@reboot", "@reboot is not supported" },
+		{ "0 1 * *", "not five cron fields" },
+		{ "0 1 * * * * *", "not five cron fields" },
+		{ "60 * * * *", "minute field '60'" },
+		{ "0 24 * * *", "hour field" },
+		{ "0 0 0 * *", "day of month field" },
+		{ "0 0 * 13 *", "month field" },
+		{ "0 0 * * 8", "day of week field" },
+		{ "0 0 1 * mon",
+		    "both the day of the month and the day of the week" },
+		{ "*/0 * * * *", "minute field" },
+		{ "1,,2 * * * *", "minute field" },
+		{ "5-1 * * * *", "minute field" },
+		{ "x * * * *", "minute field" },
+		{ "0 0 * foo *", "month field" },
+	};
+	char cal[ZDD_CRON_CALENDAR_MAX];
+	struct app_json a;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ok(cron_calendar(good[i].schedule, cal, sizeof(cal), WHY) ==
+			    0 &&
+			strcmp(cal, good[i].calendar) == 0 &&
+			cron_calendar_valid(cal),
+		    "cron: '%s' is '%s' (got '%s')", good[i].schedule,
+		    good[i].calendar, cal);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(cron_calendar(bad[i].schedule, cal, sizeof(cal), WHY) ==
+			    -EINVAL &&
+			strstr(why, bad[i].says),
+		    "cron: '%s' refused (%s)", bad[i].schedule, why);
+	ok(!cron_calendar_valid("*-*-* 00:00:00\nExecStart=/bin/sh") &&
+		!cron_calendar_valid("") && !cron_calendar_valid("a=b"),
+	    "cron: a calendar with a newline, '=' or nothing is not taken");
+	ok(app_json_parse("{\"cron\":[{\"command\":\"python3 job.py\","
+			  "\"schedule\":\"@hourly\"},{\"command\":\"x\","
+			  "\"schedule\":\"0 3 * * *\",\"maintenance\":true,"
+			  "\"concurrency_policy\":\"forbid\"}]}",
+	       &a, WHY) == 0 &&
+		a.ncron == 2 &&
+		strcmp(a.cron[0].command, "python3 job.py") == 0 &&
+		strcmp(a.cron[0].calendar, "*-*-* *:00:00") == 0 &&
+		!a.cron[0].maintenance && a.cron[1].maintenance &&
+		strcmp(a.cron[1].calendar, "*-*-* 03:00:00") == 0,
+	    "app.json: two cron entries, one in maintenance");
+	ok(app_json_parse("{\"cron\":[{\"command\":\"x\",\"schedule\":"
+			  "\"61 * * * *\"}]}",
+	       &a, WHY) == -EINVAL &&
+		strstr(why, "cron[0].schedule") && strstr(why, "minute"),
+	    "app.json: a wrong schedule names the entry (%s)", why);
+	ok(app_json_parse("{\"cron\":[{\"schedule\":\"@daily\"}]}", &a, WHY) ==
+		    -EINVAL &&
+		strstr(why, "needs a \"command\""),
+	    "app.json: an entry without a command refused (%s)", why);
+	ok(app_json_parse("{\"cron\":[{\"command\":\"x\",\"schedule\":"
+			  "\"@daily\",\"concurrency_policy\":\"replace\"}]}",
+	       &a, WHY) == -EINVAL &&
+		strstr(why, "never replaced"),
+	    "app.json: concurrency_policy replace refused (%s)", why);
+	ok(app_json_parse("{\"cron\":{\"command\":\"x\"}}", &a, WHY) ==
+		    -EINVAL &&
+		strstr(why, "must be an array"),
+	    "app.json: cron not an array refused");
+}
+
 int
 main(void)
 {
@@ -301,6 +395,7 @@ main(void)
 	}
 	test_procfile();
 	test_app_json();
+	test_cron();
 	test_app_spec();
 	test_builder();
 	test_grants();

@@ -564,6 +564,48 @@ rc=0; deploy_head || rc=$?
     tail -n 1 "$ROOT/deploys.jsonl" | grep -q '"workers":{"worker":"stopped"}'
 ok $? "worker no longer declared: stopped by the deploy"
 
+# --- scheduled jobs: app.json cron, through myapp-cron-sync.service -----------------
+printf '%s\n' '{"cron": [{"command": "echo tick", "schedule": "*/20 * * * *"},' \
+    '  {"command": "echo later", "schedule": "@daily", "maintenance": true},' \
+    '  {"command": "worker", "schedule": "0 3 * * mon"}]}' > "$W/app.json"
+git -C "$W" add app.json
+sleep 1; commit "scheduled jobs"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 0 ] && has "cron 0: \*/20 \* \* \* \*: next next of \*-\*-\* \*:00,20,40:00" &&
+    has "cron 1: @daily: in maintenance, not run" && has "cron 2: 0 3 \* \* mon: next" &&
+    grep -q "start myapp-cron-sync.service" "$T/state/calls"
+ok $? "cron: the deploy sets the timers and says when each runs next"
+printf '0 *-*-* *:00,20,40:00\n2 Mon *-*-* 03:00:00\n' > "$T/expect"
+cmp -s "$T/expect" "$T/state/cron.list"
+ok $? "cron-list: the entries to run as 'N OnCalendar', none in maintenance"
+rc=0; zdd status || rc=$?
+has "cron 0:   \*/20 \* \* \* \* (timer active): last never, next" && has "cron 1:   @daily: in maintenance"
+ok $? "status: each scheduled job with its timer, last and next run"
+printf 'ActiveState=inactive\n' > "$T/state/myapp-cron@2.timer.show"
+rc=0; zdd status || rc=$?
+[ "$rc" -eq 1 ]
+ok $? "status: a declared job whose timer does not run fails the status"
+CRON_LIVE=$(current)
+printf '{"cron": [{"command": "x", "schedule": "0 0 1 * fri"}]}\n' > "$W/app.json"
+git -C "$W" add app.json
+sleep 1; commit "a schedule a timer cannot keep"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 1 ] && [ "$(current)" = "$CRON_LIVE" ] && has "cron\[0\].schedule" && has "use two entries"
+ok $? "cron: a schedule cron and a timer read differently refuses the push, nothing changed"
+git -C "$W" rm -q app.json
+sleep 1; commit "no scheduled jobs"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 0 ] && ! ls "$T/state"/myapp-cron@*.timer.show > /dev/null 2>&1 && [ ! -s "$T/state/cron.list" ]
+ok $? "cron: no entries left, the deploy stops their timers"
+: > "$T/state/calls"
+sleep 1; commit "still none"
+rc=0; deploy_head || rc=$?
+[ "$rc" -eq 0 ] && ! grep -q "cron-sync" "$T/state/calls"
+ok $? "cron: an app without scheduled jobs costs the deploy no cron step"
+rc=0; printf 'myapp-cron@3.service 7\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp-cron@3.service"
+ok $? "logs-serve: a scheduled job's journal is served"
+
 # --- config: the engine owns every setting's default and check ------------------
 TEMPLATES=$HERE/../../../debian/templates
 template_default() { # QUESTION: its Default: in debian/templates
