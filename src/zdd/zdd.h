@@ -198,6 +198,13 @@ void units_reset_failed(
 int units_show(const struct zdd_config *cfg, const char *unit);
 int units_list(
     const struct zdd_config *cfg, const char *suffix, char *out, size_t n);
+#define UNITS_PATTERNS_MAX 16
+int units_list_any(const struct zdd_config *cfg, const char *const *suffixes,
+    size_t nsuffixes, char *out, size_t n);
+#define UNITS_SHOW_MAX 64
+int units_properties(const struct zdd_config *cfg, const char *props,
+    const char *const *units, size_t nunits, char *out, size_t n, char *why,
+    size_t whylen);
 struct unit_state {
 	char active[32]; /* ActiveState */
 	long main_pid;
