@@ -427,4 +427,7 @@ int branch_record(
 int releases_show(const struct zdd_config *cfg);
 int status_show(const struct zdd_config *cfg);
 
+/* ps.c */
+int ps_show(const struct zdd_config *cfg);
+
 #endif /* ZDD_H */
