@@ -42,11 +42,9 @@ static const struct field_spec second_spec = { "second", 0, 59, NULL, 0 };
 static const struct field_spec minute_spec = { "minute", 0, 59, NULL, 0 };
 static const struct field_spec hour_spec = { "hour", 0, 23, NULL, 0 };
 static const struct field_spec dom_spec = { "day of month", 1, 31, NULL, 0 };
-static const struct field_spec month_spec = { "month", 1, 12, month_names,
-	12 };
+static const struct field_spec month_spec = { "month", 1, 12, month_names, 12 };
 /* 7 is Sunday too, as in cron */
-static const struct field_spec dow_spec = { "day of week", 0, 7, dow_names,
-	7 };
+static const struct field_spec dow_spec = { "day of week", 0, 7, dow_names, 7 };
 
 static const struct {
 	const char *name;
@@ -109,8 +107,8 @@ item_parse(const struct field_spec *f, const char *s, uint64_t *bits)
 		/* the whole range */
 	} else if ((dash = memchr(s, '-', len)) != NULL) {
 		if (value_parse(f, s, (size_t)(dash - s), &lo) < 0 ||
-		    value_parse(f, dash + 1, len - (size_t)(dash - s) - 1,
-			&hi) < 0 ||
+		    value_parse(
+			f, dash + 1, len - (size_t)(dash - s) - 1, &hi) < 0 ||
 		    hi < lo)
 			return -EINVAL;
 	} else {
@@ -144,8 +142,7 @@ field_parse(const struct field_spec *f, const char *text, uint64_t *bits,
 		rc = item_parse(f, item, bits);
 	if (rc < 0)
 		snprintf(why, whylen, "the %s field '%s' is not %u-%u%s",
-		    f->name, text, f->lo, f->hi,
-		    f->names ? " or a name" : "");
+		    f->name, text, f->lo, f->hi, f->names ? " or a name" : "");
 	return rc;
 }
 
@@ -166,8 +163,8 @@ field_format(const struct field_spec *f, uint64_t bits, char *out, size_t n)
 
 		if (!(bits & ((uint64_t)1 << v)))
 			continue;
-		len = snprintf(out + used, n - used, "%s%02u", used ? "," : "",
-		    v);
+		len = snprintf(
+		    out + used, n - used, "%s%02u", used ? "," : "", v);
 		if (len < 0 || (size_t)len >= n - used)
 			return -ENAMETOOLONG;
 		used += (size_t)len;
@@ -216,8 +213,8 @@ cron_calendar(
 	int len;
 
 	if (strlen(schedule) >= sizeof(buf)) {
-		snprintf(why, whylen, "longer than %zu characters",
-		    sizeof(buf) - 1);
+		snprintf(
+		    why, whylen, "longer than %zu characters", sizeof(buf) - 1);
 		return -EINVAL;
 	}
 	if (schedule[0] == '@') {
@@ -256,8 +253,8 @@ cron_calendar(
 	    field_parse(&second_spec, field[0], &bits[0], why, whylen) < 0)
 		return -EINVAL;
 	for (size_t i = 0; i < 5; i++)
-		if (field_parse(five[i], field[first + i], &bits[first + i], why,
-			whylen) < 0)
+		if (field_parse(five[i], field[first + i], &bits[first + i],
+			why, whylen) < 0)
 			return -EINVAL;
 	/* cron runs when either day field matches, if both are restricted */
 	if (field[first + 2][0] != '*' && field[first + 4][0] != '*') {
@@ -275,15 +272,15 @@ cron_calendar(
 	    field_format(&dom_spec, bits[first + 2], dom, sizeof(dom)) < 0 ||
 	    field_format(&month_spec, bits[first + 3], mon, sizeof(mon)) < 0 ||
 	    dow_format(bits[first + 4], dow, sizeof(dow)) < 0) {
-		snprintf(why, whylen, "'%s' is too long as a calendar",
-		    schedule);
+		snprintf(
+		    why, whylen, "'%s' is too long as a calendar", schedule);
 		return -ENAMETOOLONG;
 	}
-	len = snprintf(out, n, "%s*-%s-%s %s:%s:%s", dow, mon, dom, hour, min,
-	    sec);
+	len = snprintf(
+	    out, n, "%s*-%s-%s %s:%s:%s", dow, mon, dom, hour, min, sec);
 	if (len < 0 || (size_t)len >= n) {
-		snprintf(why, whylen, "'%s' is too long as a calendar",
-		    schedule);
+		snprintf(
+		    why, whylen, "'%s' is too long as a calendar", schedule);
 		return -ENAMETOOLONG;
 	}
 	return 0;

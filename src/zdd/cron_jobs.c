@@ -147,8 +147,11 @@ cron_apply(const struct zdd_config *cfg, const struct app_json *j, char *why,
 			    s.active, unit);
 			return -EIO;
 		}
+		/* systemd computes the next elapse once a run has ended */
 		log_info("cron %u: %s: next %s", n, j->cron[n].schedule,
-		    s.next[0] ? s.next : "never");
+		    s.next[0]                 ? s.next
+			: running & (1u << n) ? "when the run in progress ends"
+					      : "never");
 	}
 	return 0;
 }
@@ -188,7 +191,11 @@ cron_show(const struct zdd_config *cfg, const struct app_json *j)
 			note[0] = '\0';
 		log_info("cron %u:   %s (timer %s): last %s%s, next %s", n,
 		    j->cron[n].schedule, s.active, s.last[0] ? s.last : "never",
-		    note, s.next[0] ? s.next : "never");
+		    note,
+		    s.next[0] ? s.next
+			: strcmp(run.active, "activating") == 0
+			? "when this run ends"
+			: "never");
 		if (strcmp(s.active, "active") != 0)
 			code = 1;
 	}

@@ -123,8 +123,8 @@ dropin_write(const char *dir, const char *path, const char *text)
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	snprintf(tmp, sizeof(tmp), "%s/.%s.new", dir, DROPIN_NAME);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0644);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
@@ -142,8 +142,8 @@ static int
 systemctl(const struct zdd_config *cfg, const char *verb, const char *unit)
 {
 	char why[ZDD_WHY_MAX];
-	int rc = units_run(cfg, SYSTEMCTL_S, verb, unit, NULL, why,
-	    sizeof(why));
+	int rc =
+	    units_run(cfg, SYSTEMCTL_S, verb, unit, NULL, why, sizeof(why));
 
 	if (rc < 0)
 		log_err("%s", why);
@@ -180,7 +180,8 @@ cron_sync_command(const char *config_path, int argc, char *argv[])
 		return ZDD_EXIT_FAILED;
 	}
 	for (unsigned i = 0; i < ZDD_CRON_MAX; i++) {
-		char dir[PATH_MAX], path[PATH_MAX + 32], text[ZDD_CRON_CALENDAR_MAX + 128];
+		char dir[PATH_MAX], path[PATH_MAX + 32],
+		    text[ZDD_CRON_CALENDAR_MAX + 128];
 
 		snprintf(dir, sizeof(dir), "%s/%s-cron@%u.timer.d",
 		    RUN_UNIT_DIR, cfg.app, i);
@@ -217,15 +218,16 @@ cron_sync_command(const char *config_path, int argc, char *argv[])
 			continue;
 		snprintf(timer, sizeof(timer), "%s-cron@%u.timer", cfg.app, i);
 		verb = calendars[i][0] == '\0' ? "stop"
-		    : changed[i]		   ? "restart"
-						   : "start";
+		    : changed[i]               ? "restart"
+					       : "start";
 		if (systemctl(&cfg, verb, timer) < 0)
 			code = ZDD_EXIT_FAILED;
 		else if (changed[i])
 			log_info("cron %u: %s%s", i,
-			    calendars[i][0] ? "OnCalendar=" : "no longer "
-							      "declared: timer "
-							      "stopped",
+			    calendars[i][0] ? "OnCalendar="
+					    : "no longer "
+					      "declared: timer "
+					      "stopped",
 			    calendars[i]);
 	}
 	return code;

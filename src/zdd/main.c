@@ -73,6 +73,10 @@ static const struct command commands[] = {
 	{ .name = "status",
 	    .run_cfg = status_show,
 	    .help = "live release, unit states, health" },
+	{ .name = "ps",
+	    .run_cfg = ps_show,
+	    .help = "every process of the app: type, unit, release,\n"
+		    "state, PID, since when" },
 	{ .name = "start-processes",
 	    .run_cfg = processes_start_live,
 	    .help = "(myapp-processes.service, at boot) start the live\n"

@@ -5,6 +5,6 @@ ZDD_ENGINE_SRCS = config.c log.c clock.c spawn.c privdrop.c env.c lock.c \
            checkout.c build.c units.c probe.c history.c deploy.c info.c \
            branch.c logs.c config_cmd.c file_read.c procfile.c app_json.c \
            app_spec.c builder.c profile.c launch.c build_exec.c \
-           release_cmd.c workers.c instances.c processes.c \
+           release_cmd.c workers.c instances.c processes.c ps.c \
            cron.c cron_sync.c cron_jobs.c
 ZDD_PKGS = libcurl json-c libsystemd

@@ -224,24 +224,73 @@ units_show(const struct zdd_config *cfg, const char *unit)
 	return strcmp(active, "active") == 0 ? 0 : 1;
 }
 
-/* `systemctl list-units --all` of the units matching "<APP>SUFFIX" (a
- * glob), one "unit load active sub ..." line each, into out. */
+/* `systemctl list-units --all` of the units matching any "<APP>SUFFIX"
+ * (globs, at most UNITS_PATTERNS_MAX), one "unit load active sub ..."
+ * line each, into out: one systemctl for them all. */
 int
-units_list(
-    const struct zdd_config *cfg, const char *suffix, char *out, size_t n)
+units_list_any(const struct zdd_config *cfg, const char *const *suffixes,
+    size_t nsuffixes, char *out, size_t n)
 {
-	char pattern[ZDD_NAME_MAX + 32];
-	char *argv[] = { (char *)cfg->systemctl, "list-units", "--all",
-		"--no-legend", "--plain", "--no-pager", pattern, NULL };
+	char patterns[UNITS_PATTERNS_MAX][ZDD_NAME_MAX + 32];
+	char *argv[6 + UNITS_PATTERNS_MAX + 1] = { (char *)cfg->systemctl,
+		"list-units", "--all", "--no-legend", "--plain", "--no-pager" };
 	struct spawn_opts o = {
 		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
 	};
 	int status, rc;
 
-	snprintf(pattern, sizeof(pattern), "%s%s", cfg->app, suffix);
+	if (nsuffixes == 0 || nsuffixes > UNITS_PATTERNS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < nsuffixes; i++) {
+		int len = snprintf(patterns[i], sizeof(patterns[i]), "%s%s",
+		    cfg->app, suffixes[i]);
+
+		if (len < 0 || (size_t)len >= sizeof(patterns[i]))
+			return -ENAMETOOLONG;
+		argv[6 + i] = patterns[i];
+	}
 	rc = spawn_capture(argv, &o, out, n, &status);
 	if (rc < 0 || !spawn_ok(status))
 		return rc < 0 ? rc : -EIO;
+	return 0;
+}
+
+/* The same for one glob. */
+int
+units_list(
+    const struct zdd_config *cfg, const char *suffix, char *out, size_t n)
+{
+	return units_list_any(cfg, &suffix, 1, out, n);
+}
+
+/* `systemctl show -p PROPS UNIT...` (PROPS: "A,B,..."; timestamps in UTC
+ * with microseconds, so they parse and compare): a block of "Key=value"
+ * lines per unit, a blank line between, into out. */
+int
+units_show_many(const struct zdd_config *cfg, const char *props,
+    const char *const *units, size_t nunits, char *out, size_t n, char *why,
+    size_t whylen)
+{
+	char *argv[6 + UNITS_SHOW_MAX + 1] = { (char *)cfg->systemctl, "show",
+		"--no-pager", "--timestamp=us+utc", "-p", (char *)props };
+	struct spawn_opts o = {
+		.in_fd = -1, .out_fd = -1, .err_fd = -1, .timeout_s = 30
+	};
+	int status, rc;
+
+	if (nunits == 0 || nunits > UNITS_SHOW_MAX) {
+		snprintf(why, whylen, "systemctl show: %zu units (1 to %d)",
+		    nunits, UNITS_SHOW_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < nunits; i++)
+		argv[6 + i] = (char *)units[i];
+	rc = spawn_capture(argv, &o, out, n, &status);
+	if (rc < 0 || !spawn_ok(status)) {
+		snprintf(why, whylen, "systemctl show %s%s failed", units[0],
+		    nunits > 1 ? " ..." : "");
+		return rc < 0 ? rc : -EIO;
+	}
 	return 0;
 }
 

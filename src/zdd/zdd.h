@@ -201,6 +201,13 @@ int units_properties(const struct zdd_config *cfg, const char *unit,
     char *why, size_t whylen);
 int units_list(
     const struct zdd_config *cfg, const char *suffix, char *out, size_t n);
+#define UNITS_PATTERNS_MAX 16
+int units_list_any(const struct zdd_config *cfg, const char *const *suffixes,
+    size_t nsuffixes, char *out, size_t n);
+#define UNITS_SHOW_MAX 64
+int units_show_many(const struct zdd_config *cfg, const char *props,
+    const char *const *units, size_t nunits, char *out, size_t n, char *why,
+    size_t whylen);
 struct unit_state {
 	char active[32]; /* ActiveState */
 	long main_pid;
@@ -448,5 +455,8 @@ int branch_record(
 /* info.c */
 int releases_show(const struct zdd_config *cfg);
 int status_show(const struct zdd_config *cfg);
+
+/* ps.c */
+int ps_show(const struct zdd_config *cfg);
 
 #endif /* ZDD_H */

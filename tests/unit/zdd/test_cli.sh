@@ -154,6 +154,15 @@ served() {
 nreleases() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
 has() { grep -q -- "$1" "$T/out"; }
 side_sockets() { find "$RUN" -name 'myapp-probe-*.sock' | wc -l; }
+# ps_row TYPE UNIT RELEASE STATE: ps printed that row, with a PID and a SINCE
+# (a dash for a unit without a process)
+ps_row() {
+	awk -v t="$1" -v u="$2" -v r="$3" -v s="$4" '
+	    $1 == t && $2 == u && $3 == r && $4 == s &&
+	    (s ~ /^active/ ? $5 ~ /^[0-9]+$/ && $6 ~ /^20[0-9][0-9]-[01][0-9]-[0-3][0-9]$/ && $8 == "UTC" : 1) { f = 1 }
+	    END { exit !f }' "$T/out"
+}
+ps_rows() { grep -c "^$1 " "$T/out"; } # TYPE: how many rows of that type
 
 # From here on every check must run even when an earlier one failed:
 # under -e the failing last command of `a && b` would end the script.
@@ -173,6 +182,12 @@ echo "KEEP_RELEASES=many" > "$T/bad.conf"
 rc=0; "$ZDD" --config "$T/bad.conf" releases > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && has "bad.conf:1: KEEP_RELEASES: 'many'"
 ok $? "bad config value -> exit 2 naming file, line, key"
+
+# --- ps before anything is deployed ---------------------------------------
+rc=0; zdd ps || rc=$?
+[ "$rc" -eq 1 ] && has "nothing deployed yet ($ROOT/current is missing)" &&
+    ps_row web myapp.service "?" inactive/dead && [ "$(wc -l < "$T/out")" -eq 3 ]
+ok $? "ps with nothing deployed: says so, web process 1 inactive, exit 1"
 
 # --- first deploy by push --------------------------------------------------
 commit one
@@ -196,6 +211,14 @@ ok $? "systemctl: start side, restart main, stop side + probe socket"
 awk '/start myapp@/{s=NR} /restart myapp.service/{r=NR} /stop myapp@/{t=NR}
     END{exit !(s < r && r < t)}' "$T/state/calls"
 ok $? "order: side started before main restart, stopped after"
+rc=0; zdd ps || rc=$?
+[ "$rc" -eq 0 ] && head -n 1 "$T/out" | grep -Eq '^TYPE +UNIT +RELEASE +STATE +PID +SINCE$' &&
+    ps_row web myapp.service "$R1" active/running && [ "$(wc -l < "$T/out")" -eq 2 ]
+ok $? "ps: the header and web process 1 on $R1, running, exit 0"
+ln -s "releases/$R1" "$ROOT/.current.relink" && mv -T "$ROOT/.current.relink" "$ROOT/current"
+zdd ps
+ps_row web myapp.service "?" active/running
+ok $? "ps: current changed after the process started: its release is ?, not a guess"
 
 # --- second deploy ----------------------------------------------------------
 sleep 1
@@ -326,6 +349,12 @@ rc=0; deploy_head || rc=$?
 ok $? "main fails on new and old release: exit 5, side instance left serving"
 zdd status
 has "<- side instance"; ok $? "status lists the side instance still running"
+side=
+for p in "$T"/state/side-*.pid; do [ -f "$p" ] && side=${p##*/side-} && side=${side%.pid}; done
+rc=0; zdd ps || rc=$?
+[ "$rc" -eq 1 ] && [ -n "$side" ] && ps_row web "myapp@$side.service" "$side" active/running &&
+    ps_row web myapp.service "?" inactive/dead
+ok $? "ps: the side instance left serving, on its own release; web process 1 down: exit 1"
 rm "$T/state/main-broken"
 rc=0; zdd restart || rc=$?
 [ "$rc" -eq 0 ] && [ "$(side_sockets)" -eq 0 ] && has "stopping stray" &&
@@ -418,6 +447,11 @@ cur=$(current); before=$(nreleases)
     > "$T/out" 2>&1 &
 zpid=$!
 i=0; while [ ! -s "$T/bg.pid" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+"$ZDD" --config "$CONF" ps > "$T/out.ps" 2>&1; rc=$?
+awk '$1 == "build" && $2 ~ /^myapp-build@[0-9]+-[0-9a-f]+\.service$/ &&
+    $2 == "myapp-build@" $3 ".service" && $4 == "activating/start" && $5 ~ /^[0-9]+$/ { f = 1 }
+    END { exit !(f) }' "$T/out.ps" && [ "$rc" -eq 0 ]
+ok $? "ps during a build: the build unit, its release, running (exit 0)"
 kill -INT "$zpid"
 rc=0; wait "$zpid" || rc=$?
 sleep 0.2
@@ -488,6 +522,27 @@ ok $? "web quantity: one at a time after main, all before the handover instance 
 rc=0; zdd status || rc=$?
 [ "$rc" -eq 0 ] && has "myapp-web@2.service" && has "myapp-web@3.service" && has "web processes: 3"
 ok $? "status: every web process"
+# what the fake does not run: a scheduled job running, and units ps leaves
+# out (a release command that ended failed, another app's unit)
+printf '%s\n' "myapp-cron@0.service loaded activating start cron" \
+    "myapp-release@20200101000000-abcdef0.service loaded failed failed release" \
+    "myapp-frob@1.service loaded active running other" > "$T/state/units.extra"
+printf 'ActiveState=activating\nSubState=start\nMainPID=4242\nInactiveExitTimestamp=Mon 2026-01-05 03:00:00.000001 UTC\n' \
+    > "$T/state/myapp-cron@0.service.show"
+calls0=$(wc -l < "$T/state/calls")
+rc=0; zdd ps || rc=$?
+cur=$(current)
+tail -n +"$((calls0 + 1))" "$T/state/calls" > "$T/ps.calls"
+[ "$rc" -eq 0 ] && ps_row web myapp.service "$cur" active/running &&
+    ps_row web myapp-web@2.service "$cur" active/running && ps_row web myapp-web@3.service "$cur" active/running &&
+    [ "$(ps_rows web)" -eq 3 ] &&
+    grep -Eq '^cron +myapp-cron@0.service +\? +activating/start +4242 +2026-01-05 03:00:00 UTC$' "$T/out" &&
+    ! has "myapp-release@" && ! has "myapp-frob@" && [ "$(wc -l < "$T/out")" -eq 5 ]
+ok $? "ps: web processes 1..3 on the live release, a running scheduled job (release ?), nothing else"
+[ "$(wc -l < "$T/ps.calls")" -eq 2 ] && grep -q '^list-units --all .* myapp.service myapp-web@\*.service ' "$T/ps.calls" &&
+    grep -Eq '^show --no-pager --timestamp=us\+utc -p Id,[^ ]+ myapp.service myapp-web@2.service myapp-web@3.service myapp-cron@0.service$' "$T/ps.calls"
+ok $? "ps: one systemctl list-units, one systemctl show for all the units"
+rm -f "$T/state/units.extra" "$T/state/myapp-cron@0.service.show"
 WQ_ID=$(current)
 printf 'x\n' > "$W/web2-fails"
 git -C "$W" add web2-fails
@@ -542,6 +597,10 @@ ok $? "worker: the old generation ended before the new one began (never two at o
 rc=0; zdd status || rc=$?
 has "myapp-worker@worker.service" && has "started on release $WK2" && has "process:  worker: sh worker.sh"
 ok $? "status: the worker, its state and the release that started it"
+rc=0; zdd ps || rc=$?
+[ "$rc" -eq 0 ] && ps_row worker myapp-worker@worker.service "$WK2" active/running &&
+    ps_row web myapp.service "$WK2" active/running
+ok $? "ps: the worker (type worker) on the release it runs, running"
 printf 'worker: echo worker cannot start; exit 3\n' > "$W/Procfile"
 git -C "$W" add Procfile
 sleep 1; commit "a broken worker"
@@ -553,6 +612,11 @@ ok $? "broken worker: said in the push and the history; the web release stays li
 rc=0; zdd status || rc=$?
 [ "$rc" -ne 0 ]
 ok $? "status: a declared worker that does not run fails the status"
+rc=0; zdd ps || rc=$?
+[ "$rc" -eq 1 ] && ps_row worker myapp-worker@worker.service "$WK3" failed &&
+    grep -Eq '^worker +myapp-worker@worker.service +[^ ]+ +failed +- ' "$T/out" &&
+    ps_row web myapp.service "$WK3" active/running
+ok $? "ps: a failed worker is listed failed, without a PID: exit 1"
 rc=0; zdd rollback || rc=$?
 [ "$rc" -eq 0 ] && [ "$(current)" = "$WK2" ] && [ "$(tail -n 1 "$ROOT/worker-gens.txt" | cut -d' ' -f1,5)" = "begin $WK2" ]
 ok $? "rollback: the old generation of the worker back"
