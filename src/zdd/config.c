@@ -5,8 +5,8 @@
  *
  * This table is the one place a setting's default and validation live: the
  * package's scripts ask `myapp-zdd config` (config_cmd.c) instead of
- * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE) live
- * in server.conf beside the engine's file; the engine does not use them.
+ * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE,
+ * NGINX_ANY_HOST) live in server.conf beside the engine's file; the engine does not use them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -82,6 +82,9 @@ static const struct key_spec keys[] = {
 	STR("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
 	STR("SERVER_NAME", V_HOSTS, server_name, "localhost"),
 	STR("NGINX_SITE", V_BOOL, nginx_site, "true"),
+	/* the site also answers for every Host no other nginx site names:
+	 * the server's addresses, whatever DNS or a NAT calls it */
+	STR("NGINX_ANY_HOST", V_BOOL, nginx_any_host, "true"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -69,6 +69,7 @@ struct zdd_config {
 	char listen[ZDD_PATH_MAX];
 	char server_name[ZDD_VALUE_MAX];
 	char nginx_site[8];
+	char nginx_any_host[8];
 };
 
 void config_defaults(struct zdd_config *cfg);
