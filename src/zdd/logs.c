@@ -7,8 +7,9 @@
  * journalctl for it with the connection as stdout.
  *
  * Request: "UNIT LINES\n", UNIT = APP.service, APP@<release-id>.service,
- * APP-twin@<release-id>.service or APP-release@<release-id>.service,
- * LINES 1..LOGS_LINES_MAX.
+ * APP-twin@<release-id>.service, APP-release@<release-id>.service, a
+ * worker's, web process K's or a scheduled job's unit, or "app" for all
+ * of them together; LINES 1..LOGS_LINES_MAX.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +26,14 @@
 #define LOGS_REQUEST_MAX 128
 #define LOGS_TIMEOUT_MS 10000
 #define LOGS_OUTPUT_MAX ((size_t)256 * 1024)
+#define LOGS_ALL "app" /* every unit of the app, in one journal */
+#define LOGS_DEFAULT_LINES 50
+
+/* The app's units as journalctl -u patterns (see logs_unit_allowed). */
+static const char *const app_unit_patterns[] = { ".service", "@*.service",
+	"-twin@*.service", "-release@*.service", "-build@*.service",
+	"-worker@*.service", "-web@*.service", "-cron@*.service" };
+#define NPATTERNS (sizeof(app_unit_patterns) / sizeof(app_unit_patterns[0]))
 
 int
 logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
@@ -97,7 +106,7 @@ logs_parse_request(const struct zdd_config *cfg, const char *line, char *unit,
 	if (sp[1] < '0' || sp[1] > '9' || errno != 0 || n < 1 ||
 	    n > LOGS_LINES_MAX || (*end != '\0' && strcmp(end, "\n") != 0))
 		return -EINVAL;
-	if (!logs_unit_allowed(cfg, unit))
+	if (strcmp(unit, LOGS_ALL) != 0 && !logs_unit_allowed(cfg, unit))
 		return -EPERM;
 	*lines = (unsigned)n;
 	return 0;
@@ -107,11 +116,30 @@ static int
 journalctl_argv_exec(
     const struct zdd_config *cfg, const char *unit, unsigned lines)
 {
+	static char patterns[NPATTERNS][ZDD_NAME_MAX + 24];
+	char *argv[7 + 2 * NPATTERNS + 1];
 	char n[16];
-	char *argv[] = { (char *)cfg->journalctl, "--no-pager", "--quiet", "-o",
-		"short-iso", "-u", (char *)unit, "-n", n, NULL };
+	size_t k = 0;
 
 	snprintf(n, sizeof(n), "%u", lines);
+	argv[k++] = (char *)cfg->journalctl;
+	argv[k++] = "--no-pager";
+	argv[k++] = "--quiet";
+	argv[k++] = "-o";
+	argv[k++] = "short-iso";
+	argv[k++] = "-n";
+	argv[k++] = n;
+	if (strcmp(unit, LOGS_ALL) != 0) {
+		argv[k++] = "-u";
+		argv[k++] = (char *)unit;
+	}
+	for (size_t i = 0; i < NPATTERNS && strcmp(unit, LOGS_ALL) == 0; i++) {
+		snprintf(patterns[i], sizeof(patterns[i]), "%s%s", cfg->app,
+		    app_unit_patterns[i]);
+		argv[k++] = "-u";
+		argv[k++] = patterns[i];
+	}
+	argv[k] = NULL;
 	execvp(argv[0], argv);
 	return -errno;
 }
@@ -144,8 +172,8 @@ logs_serve(const struct zdd_config *cfg)
 	line[len] = '\0';
 	if (strchr(line, '\n') == NULL ||
 	    logs_parse_request(cfg, line, unit, sizeof(unit), &lines) < 0) {
-		printf("refused: expected '<unit of %s> <lines 1-%d>'\n",
-		    cfg->app, LOGS_LINES_MAX);
+		printf("refused: expected '<unit of %s, or %s> <lines 1-%d>'\n",
+		    cfg->app, LOGS_ALL, LOGS_LINES_MAX);
 		log_err("logs-serve: refused request '%.80s'", line);
 		return ZDD_EXIT_USAGE;
 	}
@@ -247,4 +275,40 @@ logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
 		log_info("       (journal not readable: is %s-logs.socket "
 			 "running?)",
 		    cfg->app);
+}
+
+/* `myapp-zdd logs [-n LINES] [UNIT]`: the app's journal, all its units
+ * unless one is named, through the logs socket. */
+int
+logs_show(const struct zdd_config *cfg, const char *unit, const char *lines)
+{
+	unsigned long n = LOGS_DEFAULT_LINES;
+	char *end;
+	int rc;
+
+	if (lines != NULL) {
+		errno = 0;
+		n = strtoul(lines, &end, 10);
+		if (lines[0] < '0' || lines[0] > '9' || *end != '\0' ||
+		    errno != 0 || n < 1 || n > LOGS_LINES_MAX) {
+			log_err("-n %s: not a number of lines from 1 to %d",
+			    lines, LOGS_LINES_MAX);
+			return ZDD_EXIT_USAGE;
+		}
+	}
+	if (unit == NULL)
+		unit = LOGS_ALL;
+	else if (!logs_unit_allowed(cfg, unit)) {
+		log_err("%s is not a unit of %s (try 'myapp-zdd ps')", unit,
+		    cfg->app);
+		return ZDD_EXIT_USAGE;
+	}
+	rc = logs_ask(cfg, unit, (unsigned)n);
+	if (rc < 0) {
+		errno = -rc;
+		log_err("cannot read the journal through %s-logs.socket: %m",
+		    cfg->app);
+		return ZDD_EXIT_FAILED;
+	}
+	return ZDD_EXIT_OK;
 }

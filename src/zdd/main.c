@@ -43,7 +43,7 @@ struct command {
 	raw_fn *run_raw;    /* its own arguments, as the caller, no drop */
 };
 
-static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart;
+static command_fn cmd_hook, cmd_deploy, cmd_rollback, cmd_restart, cmd_logs;
 
 static const struct command commands[] = {
 	{ .name = "hook",
@@ -77,6 +77,14 @@ static const struct command commands[] = {
 	    .run_cfg = ps_show,
 	    .help = "every process of the app: type, unit, release,\n"
 		    "state, PID, since when" },
+	{ .name = "logs",
+	    .run = cmd_logs,
+	    .args = "[-n LINES] [UNIT]",
+	    .takes_arg = true,
+	    .option = "-n",
+	    .option_max = 8,
+	    .help = "the app's journal: all its units (or UNIT),\n"
+		    "the last LINES (50; up to 1000)" },
 	{ .name = "start-processes",
 	    .run_cfg = processes_start_live,
 	    .help = "(myapp-processes.service, at boot) start the live\n"
@@ -291,6 +299,12 @@ static int
 cmd_restart(const struct zdd_config *cfg, const struct invocation *inv)
 {
 	return restart_run(cfg, inv->user);
+}
+
+static int
+cmd_logs(const struct zdd_config *cfg, const struct invocation *inv)
+{
+	return logs_show(cfg, inv->arg, inv->option_value);
 }
 
 static int

@@ -238,6 +238,8 @@ int logs_parse_request(const struct zdd_config *cfg, const char *line,
     char *unit, size_t unitsz, unsigned *lines);
 int logs_serve(const struct zdd_config *cfg);
 void logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines);
+int logs_show(
+    const struct zdd_config *cfg, const char *unit, const char *lines);
 
 /* probe.c */
 int probe_socket_path(

@@ -69,9 +69,13 @@ CACHE=$T/cache
 EOF
 cat > "$T/fake-journalctl" <<'EOF'
 #!/bin/sh
-# the unit is the argument after -u
-while [ $# -gt 0 ] && [ "$1" != -u ]; do shift; done
-echo "journal of $2: app said goodbye"
+# the units are the arguments after each -u, and the lines after -n
+units= lines=
+while [ $# -gt 0 ]; do
+	case $1 in -u) units="$units${units:+ }$2"; shift ;; -n) lines=$2; shift ;; esac
+	shift
+done
+echo "journal of $units: app said goodbye (-n $lines)"
 EOF
 chmod +x "$T/fake-systemctl" "$T/fake-journalctl"
 
@@ -717,6 +721,18 @@ ok $? "logs-serve: another unit is refused (exit 2), journalctl not run"
 rc=0; printf 'myapp.service 7' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && ! has "journal of"
 ok $? "logs-serve: a request without its newline is refused"
+rc=0; printf 'app 5\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service: app said goodbye (-n 5)"
+ok $? "logs-serve: 'app' is every unit of the app in one journal, and no other"
+rc=0; zdd logs -n 0 || rc=$?
+[ "$rc" -eq 2 ] && has "not a number of lines from 1 to 1000"
+ok $? "logs -n 0: refused (exit 2)"
+rc=0; zdd logs ssh.service || rc=$?
+[ "$rc" -eq 2 ] && has "ssh.service is not a unit of myapp"
+ok $? "logs of another unit: refused before asking (exit 2)"
+rc=0; zdd logs -n 5 || rc=$?
+[ "$rc" -eq 1 ] && has "cannot read the journal through myapp-logs.socket"
+ok $? "logs without the logs socket: says so, exit 1"
 
 # --- launch: the units' ExecStart (Procfile, ./start, PATH, READY=1) ----------
 L=$T/launch
