@@ -105,6 +105,12 @@ static const struct command commands[] = {
 	    .args = "defaults|list|check|get KEY|check KEY=VALUE...",
 	    .help = "the settings' defaults, values and checks\n"
 		    "(for the package's scripts; changes nothing)" },
+	{ .name = "env",
+	    .run_raw = appenv_command,
+	    .args = "list|get KEY|set K=V...|unset K...",
+	    .help = "the app's environment (/etc/myapp-zdd/env) for\n"
+		    "the deploy user; set/unset restart the app onto\n"
+		    "it (--no-restart: not now)" },
 	{ .name = "launch",
 	    .run_raw = launch_command,
 	    .args = "[TYPE]",
@@ -115,6 +121,10 @@ static const struct command commands[] = {
 	    .args = "ID",
 	    .help = "(the build unit) run the build the engine\n"
 		    "wrote into release ID" },
+	{ .name = "env-serve",
+	    .run_raw = appenv_serve_command,
+	    .help = "(myapp-env@.service, as root) answer one request\n"
+		    "about the app's environment on stdin/stdout" },
 	{ .name = "logs-serve",
 	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"

@@ -91,6 +91,7 @@ int config_command(const char *config_path, int argc, char *argv[]);
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_journal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_step(const char *name, const char *result, double seconds);
 void log_file_tail(const char *path, unsigned lines);
 
@@ -119,6 +120,26 @@ void spawn_close_inherited_fds(void);
 
 /* privdrop.c */
 int privdrop(const char *user);
+
+/* appenv.c, appenv_serve.c, appenv_cmd.c: the app's environment file */
+#define APPENV_KEY_MAX 128
+#define APPENV_VALUE_MAX 4096
+#define APPENV_VARS_MAX 256
+#define APPENV_FILE_MAX ((size_t)256 * 1024)
+bool appenv_key_valid(const char *key, char *why, size_t whylen);
+bool appenv_value_valid(const char *value, char *why, size_t whylen);
+int appenv_assignment_parse(const char *arg, char *key, size_t keysz,
+    const char **value, char *why, size_t whylen);
+int appenv_args_check(
+    bool assignments, char *const *args, size_t n, char *why, size_t whylen);
+int appenv_line_parse(const char *line, size_t linelen, char *key, size_t keysz,
+    char *value, size_t valuesz);
+int appenv_format(const char *key, const char *value, char *out, size_t n);
+int appenv_edit(const char *old, char *const *set, size_t nset,
+    char *const *unset, size_t nunset, char **out, bool *changed, char *why,
+    size_t whylen);
+int appenv_serve_command(const char *config_path, int argc, char *argv[]);
+int appenv_command(const char *config_path, int argc, char *argv[]);
 
 /* env.c */
 int env_sanitize(void);

@@ -29,7 +29,7 @@ export GIT_AUTHOR_NAME=zdd-test GIT_AUTHOR_EMAIL=zdd-test@localhost
 export GIT_COMMITTER_NAME=zdd-test GIT_COMMITTER_EMAIL=zdd-test@localhost
 
 cleanup() {
-	for p in "$T"/state/*.pid; do
+	for p in "$T"/state/*.pid "$T"/*.pid; do
 		if [ -f "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
 	done
 	if [ "$failed" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "# left $T"; fi
@@ -733,6 +733,112 @@ ok $? "logs of another unit: refused before asking (exit 2)"
 rc=0; zdd logs -n 5 || rc=$?
 [ "$rc" -eq 1 ] && has "cannot read the journal through myapp-logs.socket"
 ok $? "logs without the logs socket: says so, exit 1"
+
+# --- env: the app's environment through the env socket (env-serve) -----------
+# env-serve alone: a request on stdin, the answer on stdout, the file beside
+# the configuration ($T/env).
+# shellcheck disable=SC2059 # the request is the format: \n and \001 in it
+serve() { printf "$@" | "$ZDD" --config "$CONF" env-serve > "$T/out" 2> "$T/err"; }
+printf '# kept\nOLD=1\n' > "$T/env"
+rc=0
+# shellcheck disable=SC2016 # $HOME is a value here, never expanded
+serve 'set\nA=x y\nB=$HOME "q"\n' || rc=$?
+# shellcheck disable=SC2016 # $HOME is a value here, never expanded
+[ "$rc" -eq 0 ] && grep -q '^changed [0-9]' "$T/out" && [ "$(stat -c %a "$T/env")" = 600 ] &&
+	[ "$(cat "$T/env")" = "$(printf '# kept\nOLD=1\nA="x y"\nB="\\$HOME \\"q\\""')" ]
+ok $? "env-serve set: the file written whole, quoted for systemd, 0600, others kept"
+[ "$(cat "$T/.env.previous")" = "$(printf '# kept\nOLD=1')" ]
+ok $? "env-serve set: the file before it kept as .env.previous"
+! grep -q 'x y\|HOME' "$T/err" && grep -q 'env-serve: set A B' "$T/err"
+ok $? "env-serve: the journal gets the names, never the values"
+rc=0; serve 'list\n' || rc=$?
+# shellcheck disable=SC2016 # $HOME is a value here, never expanded
+[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "$(printf 'OLD=1\nA=x y\nB=$HOME "q"\nok')" ]
+ok $? "env-serve list: the values as systemd reads them, then ok"
+rc=0; serve 'set\nA=x y\n' || rc=$?
+[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = unchanged ]
+ok $? "env-serve set of the same value: unchanged"
+sum=$(md5sum < "$T/env")
+for bad in 'set\nLISTEN_FDS=1\n' 'set\nnovalue\n' 'set\nA=1\nA=2\n' 'unset\nA=1\n' 'set\n' 'drop\nA\n' 'set\nX=a\001b\n'; do
+	rc=0; serve "$bad" || rc=$?
+	[ "$rc" -eq 2 ] && grep -q '^error: ' "$T/out" && [ "$(md5sum < "$T/env")" = "$sum" ]
+	ok $? "env-serve refuses '$(printf '%s' "$bad" | sed 's/[\\]n/ /g')' (exit 2, error:, file unchanged)"
+done
+rc=0; serve 'unset\nA\nNOPE\n' || rc=$?
+token=$(sed -n 's/^changed //p' "$T/out")
+[ "$rc" -eq 0 ] && [ -n "$token" ] && ! grep -q '^A=' "$T/env"
+ok $? "env-serve unset: the name is gone"
+rc=0; serve 'revert\nnot-the-token\n' || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'changed since' "$T/out" && ! grep -q '^A=' "$T/env"
+ok $? "env-serve revert with another token: refused, file kept"
+rc=0; serve "revert\n$token\n" || rc=$?
+[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = reverted ] && grep -q '^A="x y"' "$T/env"
+ok $? "env-serve revert with its token: the file before the unset is back"
+printf 'X="open\n' > "$T/env"
+rc=0; serve 'set\nA=1\n' || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'line 1 .*edit it as root' "$T/out"
+ok $? "env-serve: a file it cannot read line by line is not edited"
+rm -f "$T/env" "$T/.env.previous"
+rc=0; serve 'set\nFIRST=1\n' || rc=$?
+[ "$rc" -eq 0 ] && [ "$(cat "$T/env")" = FIRST=1 ] && [ -f "$T/.env.previous" ] && [ ! -s "$T/.env.previous" ]
+ok $? "env-serve set with no file yet: creates it (and an empty previous)"
+
+# The client (myapp-zdd env), through a socket that runs env-serve per
+# connection as systemd's Accept=yes does; set and unset restart the app.
+cat > "$T/env-socket.py" <<'EOF'
+import socket, subprocess, sys
+path, zdd, conf, log = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    with open(log, "a") as err:
+        subprocess.run([zdd, "--config", conf, "env-serve"], stdin=c, stdout=c, stderr=err)
+    c.close()
+EOF
+python3 "$T/env-socket.py" "$RUN/myapp-env.sock" "$ZDD" "$CONF" "$T/env-serve.log" &
+echo $! > "$T/env-socket.pid"
+i=0; while [ ! -S "$RUN/myapp-env.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+live=$(current)
+rc=0; zdd env set "GREETING=hi there" || rc=$?
+[ "$rc" -eq 0 ] && has "restarting the app onto it" && has "restarted $live" && grep -q '^GREETING="hi there"' "$T/env"
+ok $? "env set: the file changed, then a restart onto the live release"
+rc=0; zdd env get GREETING || rc=$?
+[ "$rc" -eq 0 ] && [ "$(cat "$T/out")" = "hi there" ]
+ok $? "env get: the value alone"
+rc=0; zdd env get NOPE || rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$T/out" ]
+ok $? "env get of a name not set: exit 1, nothing printed"
+rc=0; zdd env list || rc=$?
+[ "$rc" -eq 0 ] && has "^FIRST=1$" && has "^GREETING=hi there$"
+ok $? "env list"
+calls=$(wc -l < "$T/state/calls")
+rc=0; zdd env set --no-restart LATER=1 || rc=$?
+[ "$rc" -eq 0 ] && has "applies at the next deploy" && [ "$(wc -l < "$T/state/calls")" -eq "$calls" ]
+ok $? "env set --no-restart: changed, no systemctl call"
+rc=0; zdd env set LISTEN_PID=1 || rc=$?
+[ "$rc" -eq 2 ] && has "LISTEN_PID is set by systemd"
+ok $? "env set of a variable systemd sets: refused before asking (exit 2)"
+# A restart that fails (the deploy lock held) puts the file back.
+sed -i 's/^LOCK_TIMEOUT=60/LOCK_TIMEOUT=1/' "$CONF"
+flock "$ROOT/.deploy.lock" sleep 4 &
+holder=$!
+sleep 0.3
+sum=$(md5sum < "$T/env")
+rc=0; zdd env set GREETING=changed || rc=$?
+[ "$rc" -eq 1 ] && has "the environment is back as it was" && [ "$(md5sum < "$T/env")" = "$sum" ]
+ok $? "env set whose restart fails: exit 1, the file as it was"
+wait "$holder"
+sed -i 's/^LOCK_TIMEOUT=1/LOCK_TIMEOUT=60/' "$CONF"
+rc=0; zdd env unset LATER GREETING FIRST || rc=$?
+[ "$rc" -eq 0 ] && has "restarted $live" && [ ! -s "$T/env" ]
+ok $? "env unset: the names gone, the app restarted"
+kill "$(cat "$T/env-socket.pid")" 2>/dev/null || true
+rm -f "$T/env-socket.pid" "$RUN/myapp-env.sock"
+rc=0; zdd env list || rc=$?
+[ "$rc" -eq 1 ] && has "is myapp-env.socket running"
+ok $? "env without the env socket: says so, exit 1"
 
 # --- launch: the units' ExecStart (Procfile, ./start, PATH, READY=1) ----------
 L=$T/launch
