@@ -87,16 +87,17 @@ appenv_assignment_parse(const char *arg, char *key, size_t keysz,
 	size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
 
 	if (n >= keysz) {
-		snprintf(why, whylen, "a name is longer than %d",
-		    APPENV_KEY_MAX);
+		snprintf(
+		    why, whylen, "a name is longer than %d", APPENV_KEY_MAX);
 		return -EINVAL;
 	}
 	memcpy(key, arg, n);
 	key[n] = '\0';
 	if (value != NULL && eq == NULL) {
 		/* not echoed: it may be a value typed without its name */
-		snprintf(why, whylen, "an argument has no '=': expected "
-				      "KEY=VALUE");
+		snprintf(why, whylen,
+		    "an argument has no '=': expected "
+		    "KEY=VALUE");
 		return -EINVAL;
 	}
 	if (!appenv_key_valid(key, why, whylen))
@@ -289,9 +290,8 @@ append(char **out, size_t *len, size_t *cap, const char *s, size_t n)
  * systemd reads it differs.
  */
 int
-appenv_edit(const char *old, char *const *set, size_t nset,
-    char *const *unset, size_t nunset, char **out, bool *changed, char *why,
-    size_t whylen)
+appenv_edit(const char *old, char *const *set, size_t nset, char *const *unset,
+    size_t nunset, char **out, bool *changed, char *why, size_t whylen)
 {
 	static char key[APPENV_KEY_MAX + 2], value[APPENV_VALUE_MAX + 2];
 	static char line[APPENV_KEY_MAX + 2 * APPENV_VALUE_MAX + 8];
@@ -330,7 +330,8 @@ appenv_edit(const char *old, char *const *set, size_t nset,
 			*changed |= strcmp(value, v) != 0;
 			rc = appenv_format(key, v, line, sizeof(line));
 			if (rc == 0)
-				rc = append(out, &len, &cap, line, strlen(line));
+				rc =
+				    append(out, &len, &cap, line, strlen(line));
 		} else if (s >= 0 || u >= 0) {
 			*changed = true; /* unset, or a later duplicate */
 		} else {
@@ -367,8 +368,8 @@ appenv_edit(const char *old, char *const *set, size_t nset,
 
 /* Every argument a valid "K=V" (assignments) or "K", no name twice. */
 int
-appenv_args_check(bool assignments, char *const *args, size_t n, char *why,
-    size_t whylen)
+appenv_args_check(
+    bool assignments, char *const *args, size_t n, char *why, size_t whylen)
 {
 	char key[APPENV_KEY_MAX + 2];
 	const char *value;

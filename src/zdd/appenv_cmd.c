@@ -32,8 +32,8 @@
 static int
 socket_path(const struct zdd_config *cfg, char *out, size_t n)
 {
-	int len = snprintf(
-	    out, n, "%s/%s-env.sock", cfg->probe_socket_dir, cfg->app);
+	int len =
+	    snprintf(out, n, "%s/%s-env.sock", cfg->probe_socket_dir, cfg->app);
 
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
@@ -165,8 +165,9 @@ restart_self(const char *config_path)
 static int
 usage(void)
 {
-	log_err("usage: myapp-zdd env list | get KEY | "
-		"set [--no-restart] KEY=VALUE... | unset [--no-restart] KEY...");
+	log_err(
+	    "usage: myapp-zdd env list | get KEY | "
+	    "set [--no-restart] KEY=VALUE... | unset [--no-restart] KEY...");
 	return ZDD_EXIT_USAGE;
 }
 
@@ -245,8 +246,9 @@ appenv_command(const char *config_path, int argc, char *argv[])
 	if (!(strcmp(verb, "list") == 0 && argc == 1) &&
 	    !(strcmp(verb, "get") == 0 && argc == 2) && !edit)
 		return usage();
-	if (edit && appenv_args_check(verb[0] == 's', argv + first,
-			(size_t)(argc - first), why, sizeof(why)) < 0) {
+	if (edit &&
+	    appenv_args_check(verb[0] == 's', argv + first,
+		(size_t)(argc - first), why, sizeof(why)) < 0) {
 		log_err("env %s: %s", verb, why);
 		return ZDD_EXIT_USAGE;
 	}

@@ -196,8 +196,7 @@ write_all(int fd, const char *s, size_t n)
 
 /* Writes text as the new file; the old one becomes .env.previous. */
 static int
-env_replace(int dirfd, const char *text, bool existed, char *why,
-    size_t whylen)
+env_replace(int dirfd, const char *text, bool existed, char *why, size_t whylen)
 {
 	int fd, rc = 0;
 
@@ -247,8 +246,7 @@ env_revert(int dirfd, const char *token, char *why, size_t whylen)
 {
 	char now[64];
 
-	if (env_token(dirfd, now, sizeof(now)) < 0 ||
-	    strcmp(now, token) != 0) {
+	if (env_token(dirfd, now, sizeof(now)) < 0 || strcmp(now, token) != 0) {
 		snprintf(why, whylen,
 		    "the environment file changed since: not reverted");
 		return -ESTALE;
@@ -300,8 +298,7 @@ peer_uid(void)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
-	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_PEERCRED, &cred, &len) <
-	    0)
+	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return -1;
 	return (long)cred.uid;
 }
@@ -344,8 +341,9 @@ appenv_serve_command(const char *config_path, int argc, char *argv[])
 		goto out;
 	n = request_lines(request, lines, APPENV_VARS_MAX + 1);
 	if (n == 0 || n > APPENV_VARS_MAX + 1) {
-		snprintf(why, sizeof(why), "expected a verb and at most %d "
-					   "arguments",
+		snprintf(why, sizeof(why),
+		    "expected a verb and at most %d "
+		    "arguments",
 		    APPENV_VARS_MAX);
 		goto out;
 	}

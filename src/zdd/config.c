@@ -31,7 +31,8 @@ enum value_kind {
 	V_PROGRAM,
 	V_LISTEN,
 	V_HOSTS,
-	V_BOOL
+	V_BOOL,
+	V_WEBHOOK
 };
 
 struct key_spec {
@@ -72,6 +73,9 @@ static const struct key_spec keys[] = {
 	NUM("HEALTH_TIMEOUT", health_timeout, 1, 3600, "10"),
 	NUM("LOCK_TIMEOUT", lock_timeout, 0, 86400, "300"),
 	STR("PROBE_SOCKET_DIR", V_PATH, probe_socket_dir, "/run"),
+	/* POSTed the history line of every deploy, rollback and restart */
+	STR("DEPLOY_WEBHOOK", V_WEBHOOK, deploy_webhook, ""),
+	NUM("DEPLOY_WEBHOOK_TIMEOUT", deploy_webhook_timeout, 1, 30, "5"),
 	/* what an app's sandbox may be given (app.json myapp-zdd.needs) */
 	STR("SANDBOX_GRANTS", V_GRANTS, sandbox_grants, ""),
 	STR("SYSTEMCTL", V_PROGRAM, systemctl, "systemctl"),
@@ -281,6 +285,16 @@ valid_kind(enum value_kind kind, const char *v)
 	case V_PROGRAM:
 		return v[0] != '\0' && v[0] != '-' && !has_control_chars(v) &&
 		    !strchr(v, ' ');
+	case V_WEBHOOK:
+		if (v[0] == '\0')
+			return true;
+		if (strncmp(v, "http://", 7) != 0 &&
+		    strncmp(v, "https://", 8) != 0)
+			return false;
+		for (; *v != '\0'; v++)
+			if (!isgraph((unsigned char)*v))
+				return false;
+		return true;
 	case V_UINT:
 		break;
 	}
@@ -318,6 +332,8 @@ kind_hint(enum value_kind kind)
 		return "a URL path starting with '/', no spaces";
 	case V_PROGRAM:
 		return "a program name or absolute path";
+	case V_WEBHOOK:
+		return "empty, or an http:// or https:// URL without spaces";
 	case V_UINT:
 		break;
 	}

@@ -179,7 +179,11 @@ finish(struct run *r, int code)
 		    r->rec.failed_step ? r->rec.failed_step : "start",
 		    r->reason, r->final);
 	}
+	/* recorded: the notification, after the lock (it may take its
+	 * timeout, and the next deploy need not wait for it) */
 	lock_release(r->lock_fd);
+	if (r->lock_fd >= 0)
+		webhook_send(r->cfg, &r->rec);
 	r->lock_fd = -1;
 	return code;
 }

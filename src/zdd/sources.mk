@@ -7,5 +7,5 @@ ZDD_ENGINE_SRCS = config.c log.c clock.c spawn.c privdrop.c env.c lock.c \
            app_spec.c builder.c profile.c launch.c build_exec.c \
            release_cmd.c workers.c instances.c processes.c ps.c \
            cron.c cron_sync.c cron_jobs.c \
-           appenv.c appenv_serve.c appenv_cmd.c
+           appenv.c appenv_serve.c appenv_cmd.c webhook.c
 ZDD_PKGS = libcurl json-c libsystemd

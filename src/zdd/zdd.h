@@ -58,6 +58,8 @@ struct zdd_config {
 	char health_path[ZDD_REF_MAX];
 	unsigned health_timeout;
 	unsigned lock_timeout;
+	char deploy_webhook[ZDD_VALUE_MAX]; /* "": none */
+	unsigned deploy_webhook_timeout;
 	char probe_socket_dir[ZDD_PATH_MAX];
 	char sandbox_grants[32]; /* "", "jit", "network", "jit,network" */
 	/* Programs run; overridable so tests can stand in for systemd. */
@@ -451,6 +453,10 @@ struct deploy_record {
 	size_t nsteps;
 };
 int history_format(const struct deploy_record *r, char **line);
+
+/* webhook.c */
+void webhook_send(
+    const struct zdd_config *cfg, const struct deploy_record *rec);
 int history_append(const char *app_root, const struct deploy_record *r);
 int history_last_release_command(const char *app_root, char *id, size_t n);
 int history_last_worker_start(

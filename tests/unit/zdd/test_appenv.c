@@ -54,8 +54,7 @@ edit(const char *old, char *const *set, size_t nset, char *const *unset,
 {
 	char *out = NULL;
 
-	if (appenv_edit(old, set, nset, unset, nunset, &out, changed, WHY) <
-	    0)
+	if (appenv_edit(old, set, nset, unset, nunset, &out, changed, WHY) < 0)
 		return NULL;
 	return out;
 }
@@ -120,8 +119,8 @@ test_parse(void)
 	ok(same(parsed("A=\"x y\"", "A"), "x y"), "a double-quoted value");
 	ok(same(parsed("A='x \"y\" $z'", "A"), "x \"y\" $z"),
 	    "a single-quoted value is literal");
-	ok(same(parsed("A=\"a\\\"b\\\\c\\$d\\`e\\nf\"", "A"),
-		"a\"b\\c$d`e\\nf"),
+	ok(same(
+	       parsed("A=\"a\\\"b\\\\c\\$d\\`e\\nf\"", "A"), "a\"b\\c$d`e\\nf"),
 	    "in double quotes \\ escapes \" \\ $ ` only");
 	ok(same(parsed("A=x\\ y", "A"), "x y"),
 	    "unquoted, \\ escapes the next character");
@@ -145,8 +144,9 @@ test_format(void)
 	ok(appenv_format("A", "x y", line, sizeof(line)) == 0 &&
 		strcmp(line, "A=\"x y\"\n") == 0,
 	    "a value with a blank is quoted");
-	ok(appenv_format("A", "0123456789012345678901234567890123456789"
-			      "0123456789012345678901234567890",
+	ok(appenv_format("A",
+	       "0123456789012345678901234567890123456789"
+	       "0123456789012345678901234567890",
 	       line, sizeof(line)) < 0,
 	    "a line longer than the buffer fails");
 	ok(round_trip(""), "round trip: the empty value");
@@ -170,7 +170,8 @@ test_edit(void)
 	char *out;
 
 	out = edit(file, setA, 1, NULL, 0, &changed);
-	ok(out && changed && strcmp(out, "# keep me\nA=9\nB=\"two words\"\n\n") == 0,
+	ok(out && changed &&
+		strcmp(out, "# keep me\nA=9\nB=\"two words\"\n\n") == 0,
 	    "set replaces the first line, drops the duplicate, keeps the rest");
 	free(out);
 	out = edit("B=\"two words\"\n", setB, 1, NULL, 0, &changed);
@@ -181,8 +182,7 @@ test_edit(void)
 	    "a new name is appended");
 	free(out);
 	out = edit(file, NULL, 0, unA, 1, &changed);
-	ok(out && changed &&
-		strcmp(out, "# keep me\nB=\"two words\"\n\n") == 0,
+	ok(out && changed && strcmp(out, "# keep me\nB=\"two words\"\n\n") == 0,
 	    "unset drops every line of the name");
 	free(out);
 	out = edit(file, NULL, 0, unZ, 1, &changed);

@@ -840,6 +840,78 @@ rc=0; zdd env list || rc=$?
 [ "$rc" -eq 1 ] && has "is myapp-env.socket running"
 ok $? "env without the env socket: says so, exit 1"
 
+# --- DEPLOY_WEBHOOK: the history line of each deploy, POSTed after it ---------
+cat > "$T/webhook.py" <<'EOF'
+# A receiver on loopback: "ok" answers 200 and appends each body to a file;
+# "mute" accepts connections and never answers. Its port goes to a file.
+import http.server, socket, sys, time
+mode, portfile, bodies = sys.argv[1:4]
+if mode == "mute":
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    open(portfile, "w").write(str(s.getsockname()[1]))
+    held = []
+    while True:
+        c, _ = s.accept()
+        held.append(c)  # read nothing, answer nothing
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(bodies, "ab") as f:
+            f.write(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(portfile, "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+EOF
+start_receiver() { # mode: prints the port
+	rm -f "$T/webhook.port"
+	python3 "$T/webhook.py" "$1" "$T/webhook.port" "$T/webhook.bodies" > /dev/null 2>&1 &
+	echo $! > "$T/webhook-$1.pid"
+	i=0; while [ ! -s "$T/webhook.port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	cat "$T/webhook.port"
+}
+rc=0; "$ZDD" --config "$CONF" config check DEPLOY_WEBHOOK=ftp://example.org/x > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ]
+ok $? "DEPLOY_WEBHOOK: only http:// or https:// URLs (exit 2 otherwise)"
+port=$(start_receiver ok)
+printf 'DEPLOY_WEBHOOK=http://127.0.0.1:%s/hook/s3cr3t-token\nDEPLOY_WEBHOOK_TIMEOUT=2\n' "$port" >> "$CONF"
+: > "$T/webhook.bodies"
+commit "webhook"; rc=0; push -f main || rc=$?
+[ "$rc" -eq 0 ] && has "webhook: delivered (HTTP 200" && ! has "s3cr3t-token" &&
+	[ "$(cat "$T/webhook.bodies")" = "$(tail -n 1 "$ROOT/deploys.jsonl")" ]
+ok $? "webhook: a push POSTs its history line, byte for byte; the URL is not printed"
+rc=0; zdd restart || rc=$?
+[ "$rc" -eq 0 ] && [ "$(wc -l < "$T/webhook.bodies")" -eq 2 ] &&
+	tail -n 1 "$T/webhook.bodies" | grep -q '"action":"restart"'
+ok $? "webhook: a restart is one more line (action restart)"
+kill "$(cat "$T/webhook-ok.pid")" 2>/dev/null || true
+rm -f "$T/webhook-ok.pid"
+port=$(start_receiver mute)
+sed -i "s|^DEPLOY_WEBHOOK=.*|DEPLOY_WEBHOOK=http://127.0.0.1:$port/hook|" "$CONF"
+lines=$(wc -l < "$ROOT/deploys.jsonl")
+commit "webhook mute"; rc=0; push -f main || rc=$?
+t1=$(date +%s%N)
+[ "$rc" -eq 0 ] && has "webhook: not delivered" && has "deployed " &&
+	[ "$(wc -l < "$ROOT/deploys.jsonl")" -eq $((lines + 1)) ]
+ok $? "webhook that never answers: the push succeeds, says so, history written"
+rc=0; zdd restart || rc=$?
+t2=$(date +%s%N)
+rc2=0; sed -i 's/^DEPLOY_WEBHOOK=.*/DEPLOY_WEBHOOK=/' "$CONF"; zdd restart || rc2=$?
+t3=$(date +%s%N)
+# the restart with the mute receiver takes its 2 s timeout and at most 1.5 s more than one without
+[ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && [ $(((t2 - t1) / 1000000)) -ge 2000 ] &&
+	[ $(((t2 - t1) - (t3 - t2))) -le 3500000000 ]
+ok $? "webhook that never answers delays a restart by its timeout, no more ($(((t2 - t1) / 1000000)) ms against $(((t3 - t2) / 1000000)) ms)"
+kill "$(cat "$T/webhook-mute.pid")" 2>/dev/null || true
+rm -f "$T/webhook-mute.pid"
+sed -i '/^DEPLOY_WEBHOOK/d' "$CONF"
+
 # --- launch: the units' ExecStart (Procfile, ./start, PATH, READY=1) ----------
 L=$T/launch
 mkdir -p "$L/.venv/bin"
