@@ -38,22 +38,6 @@ socket_path(const struct zdd_config *cfg, char *out, size_t n)
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
 
-static int
-send_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Sends VERB and its arguments, one per line; the whole answer in *out. */
 static int
 ask(const struct zdd_config *cfg, const char *verb, char *const *args,
@@ -74,14 +58,14 @@ ask(const struct zdd_config *cfg, const char *verb, char *const *args,
 		rc = -errno;
 		goto out;
 	}
-	rc = send_all(fd, verb, strlen(verb));
+	rc = fd_write_all(fd, verb, strlen(verb));
 	for (size_t i = 0; i < nargs && rc == 0; i++) {
-		rc = send_all(fd, "\n", 1);
+		rc = fd_write_all(fd, "\n", 1);
 		if (rc == 0)
-			rc = send_all(fd, args[i], strlen(args[i]));
+			rc = fd_write_all(fd, args[i], strlen(args[i]));
 	}
 	if (rc == 0)
-		rc = send_all(fd, "\n", 1);
+		rc = fd_write_all(fd, "\n", 1);
 	if (rc == 0 && shutdown(fd, SHUT_WR) < 0)
 		rc = -errno;
 	buf = malloc(ANSWER_MAX + 1);
@@ -142,20 +126,14 @@ answer_status(char *answer)
 static int
 restart_self(const char *config_path)
 {
-	char self[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	struct spawn_opts o = { .in_fd = -1, .out_fd = -1, .err_fd = -1 };
+	char self[PATH_MAX];
 	char *argv[5];
 	int status;
 
-	if (len < 0)
+	if (spawn_self_argv(config_path, "restart", self, sizeof(self), argv) <
+	    0)
 		return -errno;
-	self[len] = '\0';
-	argv[0] = self;
-	argv[1] = "--config";
-	argv[2] = (char *)config_path;
-	argv[3] = "restart";
-	argv[4] = NULL;
 	fflush(stdout);
 	if (spawn_run(argv, &o, &status) < 0)
 		return -ECHILD;

@@ -178,22 +178,6 @@ env_token(int dirfd, char *out, size_t n)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *s, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes text as the new file; the old one becomes .env.previous. */
 static int
 env_replace(int dirfd, const char *text, bool existed, char *why, size_t whylen)
@@ -208,7 +192,7 @@ env_replace(int dirfd, const char *text, bool existed, char *why, size_t whylen)
 		rc = -errno;
 		goto fail;
 	}
-	rc = write_all(fd, text, strlen(text));
+	rc = fd_write_all(fd, text, strlen(text));
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
@@ -318,7 +302,8 @@ log_names(const char *verb, char *const *args, size_t n)
 			break;
 		len += (size_t)w;
 	}
-	log_journal("env-serve: %s%s (uid %ld)", verb, names, peer_uid());
+	/* stderr is the journal here (stdout is the client) */
+	log_err("env-serve: %s%s (uid %ld)", verb, names, peer_uid());
 }
 
 int

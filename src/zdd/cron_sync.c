@@ -74,20 +74,15 @@ run_list(const char *config_path, char *out, size_t n)
 {
 	char self[PATH_MAX];
 	char *argv[5];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	struct spawn_opts o = {
 		.in_fd = -1, .out_fd = -1, .err_fd = 2, .timeout_s = 60
 	};
 	int status, rc;
 
-	if (len < 0)
-		return -errno;
-	self[len] = '\0';
-	argv[0] = self;
-	argv[1] = "--config";
-	argv[2] = (char *)config_path;
-	argv[3] = "cron-list";
-	argv[4] = NULL;
+	rc =
+	    spawn_self_argv(config_path, "cron-list", self, sizeof(self), argv);
+	if (rc < 0)
+		return rc;
 	/* stderr stays the journal's: only stdout is captured */
 	rc = spawn_capture(argv, &o, out, n, &status);
 	if (rc < 0)

@@ -1,6 +1,6 @@
 /*
  * Reading a small file the pusher wrote (Procfile, app.json): a regular
- * file, at most max bytes, NUL-terminated.
+ * file, at most max bytes, NUL-terminated; and writing all of a buffer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,4 +74,21 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+/* All n bytes of s to fd (a short write or EINTR continues): 0 or -errno. */
+int
+fd_write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

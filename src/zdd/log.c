@@ -127,18 +127,3 @@ log_file_tail(const char *path, unsigned lines)
 	}
 	fflush(stdout);
 }
-
-/* A line for the journal alone (stderr), from a service whose stdout is
- * its client's connection (the -serve commands). */
-void
-log_journal(const char *fmt, ...)
-{
-	int saved = errno;
-	va_list ap;
-
-	va_start(ap, fmt);
-	errno = saved;
-	vlog(stderr, "myapp-zdd: ", fmt, ap);
-	va_end(ap);
-	errno = saved;
-}

@@ -295,3 +295,25 @@ spawn_close_inherited_fds(void)
 	for (int fd = 3; fd < 1024; fd++) /* kernels before 5.9 */
 		close(fd);
 }
+
+/*
+ * argv for this program again, "SELF --config CONFIG COMMAND": the root
+ * commands that hand a step to the engine as another user (cron-sync), or
+ * a client that runs a command of its own (env's restart).
+ */
+int
+spawn_self_argv(const char *config_path, const char *command, char *self,
+    size_t selfsz, char *argv[5])
+{
+	ssize_t len = readlink("/proc/self/exe", self, selfsz - 1);
+
+	if (len < 0)
+		return -errno;
+	self[len] = '\0';
+	argv[0] = self;
+	argv[1] = "--config";
+	argv[2] = (char *)config_path;
+	argv[3] = (char *)command;
+	argv[4] = NULL;
+	return 0;
+}

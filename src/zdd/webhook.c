@@ -39,8 +39,7 @@ webhook_send(const struct zdd_config *cfg, const struct deploy_record *rec)
 		log_warn("webhook: not sent (out of memory)");
 		goto out;
 	}
-	if (curl_easy_setopt(c, CURLOPT_URL, cfg->deploy_webhook) !=
-		CURLE_OK ||
+	if (curl_easy_setopt(c, CURLOPT_URL, cfg->deploy_webhook) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") !=
 		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -62,8 +61,8 @@ webhook_send(const struct zdd_config *cfg, const struct deploy_record *rec)
 	if (rc != CURLE_OK)
 		log_warn("webhook: not delivered (%s) after %.1f s; the %s is "
 			 "not affected",
-		    err[0] ? err : curl_easy_strerror(rc),
-		    clock_seconds() - t0, rec->action);
+		    err[0] ? err : curl_easy_strerror(rc), clock_seconds() - t0,
+		    rec->action);
 	else if (status < 200 || status > 299)
 		log_warn("webhook: answered HTTP %ld in %.1f s; the %s is not "
 			 "affected",

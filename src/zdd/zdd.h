@@ -93,7 +93,6 @@ int config_command(const char *config_path, int argc, char *argv[]);
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void log_journal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_step(const char *name, const char *result, double seconds);
 void log_file_tail(const char *path, unsigned lines);
 
@@ -119,6 +118,8 @@ bool spawn_ok(int wstatus);
 void spawn_describe(int wstatus, char *buf, size_t n);
 void spawn_reset_signals(void);
 void spawn_close_inherited_fds(void);
+int spawn_self_argv(const char *config_path, const char *command, char *self,
+    size_t selfsz, char *argv[5]);
 
 /* privdrop.c */
 int privdrop(const char *user);
@@ -286,6 +287,7 @@ int probe_check(const struct probe_request *rq, char *note, size_t notelen,
 /* file_read.c */
 int file_read_bounded(
     const char *path, size_t max, char **text, char *why, size_t whylen);
+int fd_write_all(int fd, const char *s, size_t n);
 
 /* procfile.c */
 #define ZDD_PROC_TYPE_MAX 32
