@@ -180,6 +180,7 @@ env_apply(const struct zdd_config *cfg, const char *config_path,
 {
 	char *answer = NULL;
 	char *args[] = { (char *)token };
+	const char *status;
 	int rc;
 
 	if (!restart) {
@@ -191,16 +192,18 @@ env_apply(const struct zdd_config *cfg, const char *config_path,
 	rc = restart_self(config_path);
 	if (rc == ZDD_EXIT_OK)
 		return ZDD_EXIT_OK;
-	if (ask(cfg, "revert", args, 1, &answer) == 0 &&
-	    strcmp(answer_status(answer), "reverted") == 0) {
+	/* answer_status cuts the answer: read the status once */
+	status = ask(cfg, "revert", args, 1, &answer) == 0
+	    ? answer_status(answer)
+	    : "no answer";
+	if (strcmp(status, "reverted") == 0)
 		log_err("the restart failed: the environment is back as it "
 			"was, and the app runs as before");
-		free(answer);
-		return ZDD_EXIT_FAILED;
-	}
-	log_err("the restart failed, and the environment could not be put "
-		"back (%s): the file keeps the change; the app runs as before",
-	    answer ? answer_status(answer) : "no answer");
+	else
+		log_err("the restart failed, and the environment could not "
+			"be put back (%s): the file keeps the change; the app "
+			"runs as before",
+		    status);
 	free(answer);
 	return ZDD_EXIT_FAILED;
 }
