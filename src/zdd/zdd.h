@@ -11,7 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define ZDD_VERSION "0.6.0"
+#define ZDD_VERSION "0.7.0"
 #define ZDD_DEFAULT_CONFIG "/etc/myapp-zdd/myapp-zdd.conf"
 #define ZDD_CLEAN_PATH "/usr/local/bin:/usr/bin:/bin"
 
