@@ -6,10 +6,12 @@
  * one request line, checks the unit is one of the app's, and execs
  * journalctl for it with the connection as stdout.
  *
- * Request: "UNIT LINES\n", UNIT = APP.service, APP@<release-id>.service,
+ * Request: "UNIT LINES[ follow]\n", UNIT = APP.service, APP@<release-id>.service,
  * APP-twin@<release-id>.service, APP-release@<release-id>.service, a
  * worker's, web process K's or a scheduled job's unit, or "app" for all
- * of them together; LINES 1..LOGS_LINES_MAX.
+ * of them together; LINES 1..LOGS_LINES_MAX; "follow" runs journalctl
+ * -f, which ends when the reader closes the connection (journalctl sees
+ * the hang-up) or at the unit's RuntimeMaxSec=.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,7 +25,8 @@
 #include "zdd.h"
 
 #define LOGS_LINES_MAX 1000
-#define LOGS_REQUEST_MAX 128
+#define LOGS_REQUEST_MAX (LOGS_UNIT_MAX + 16)
+#define LOGS_FOLLOW " follow"
 #define LOGS_TIMEOUT_MS 10000
 #define LOGS_OUTPUT_MAX ((size_t)256 * 1024)
 #define LOGS_ALL "app" /* every unit of the app, in one journal */
@@ -90,38 +93,46 @@ logs_unit_allowed(const struct zdd_config *cfg, const char *unit)
 }
 
 int
-logs_parse_request(const struct zdd_config *cfg, const char *line, char *unit,
-    size_t unitsz, unsigned *lines)
+logs_parse_request(
+    const struct zdd_config *cfg, const char *line, struct logs_request *req)
 {
 	const char *sp = strchr(line, ' ');
 	char *end;
 	unsigned long n;
 
-	if (sp == NULL || (size_t)(sp - line) >= unitsz)
+	memset(req, 0, sizeof(*req));
+	if (sp == NULL || (size_t)(sp - line) >= sizeof(req->unit))
 		return -EINVAL;
-	memcpy(unit, line, (size_t)(sp - line));
-	unit[sp - line] = '\0';
+	memcpy(req->unit, line, (size_t)(sp - line));
 	errno = 0;
 	n = strtoul(sp + 1, &end, 10);
 	if (sp[1] < '0' || sp[1] > '9' || errno != 0 || n < 1 ||
-	    n > LOGS_LINES_MAX || (*end != '\0' && strcmp(end, "\n") != 0))
+	    n > LOGS_LINES_MAX)
 		return -EINVAL;
-	if (strcmp(unit, LOGS_ALL) != 0 && !logs_unit_allowed(cfg, unit))
+	if (strncmp(end, LOGS_FOLLOW, strlen(LOGS_FOLLOW)) == 0) {
+		req->follow = true;
+		end += strlen(LOGS_FOLLOW);
+	}
+	if (*end != '\0' && strcmp(end, "\n") != 0)
+		return -EINVAL;
+	if (strcmp(req->unit, LOGS_ALL) != 0 &&
+	    !logs_unit_allowed(cfg, req->unit))
 		return -EPERM;
-	*lines = (unsigned)n;
+	req->lines = (unsigned)n;
 	return 0;
 }
 
 static int
 journalctl_argv_exec(
-    const struct zdd_config *cfg, const char *unit, unsigned lines)
+    const struct zdd_config *cfg, const struct logs_request *req)
 {
 	static char patterns[NPATTERNS][ZDD_NAME_MAX + 24];
-	char *argv[7 + 2 * NPATTERNS + 1];
+	char *argv[8 + 2 * NPATTERNS + 1];
+	const char *unit = req->unit;
 	char n[16];
 	size_t k = 0;
 
-	snprintf(n, sizeof(n), "%u", lines);
+	snprintf(n, sizeof(n), "%u", req->lines);
 	argv[k++] = (char *)cfg->journalctl;
 	argv[k++] = "--no-pager";
 	argv[k++] = "--quiet";
@@ -129,6 +140,8 @@ journalctl_argv_exec(
 	argv[k++] = "short-iso";
 	argv[k++] = "-n";
 	argv[k++] = n;
+	if (req->follow)
+		argv[k++] = "--follow";
 	if (strcmp(unit, LOGS_ALL) != 0) {
 		argv[k++] = "-u";
 		argv[k++] = (char *)unit;
@@ -148,10 +161,10 @@ journalctl_argv_exec(
 int
 logs_serve(const struct zdd_config *cfg)
 {
-	char line[LOGS_REQUEST_MAX + 2] = "", unit[LOGS_REQUEST_MAX];
+	char line[LOGS_REQUEST_MAX + 2] = "";
 	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+	struct logs_request req;
 	size_t len = 0;
-	unsigned lines;
 	int rc;
 
 	/* Read up to the newline, bounded in size and time. */
@@ -171,35 +184,44 @@ logs_serve(const struct zdd_config *cfg)
 	}
 	line[len] = '\0';
 	if (strchr(line, '\n') == NULL ||
-	    logs_parse_request(cfg, line, unit, sizeof(unit), &lines) < 0) {
-		printf("refused: expected '<unit of %s, or %s> <lines 1-%d>'\n",
-		    cfg->app, LOGS_ALL, LOGS_LINES_MAX);
+	    logs_parse_request(cfg, line, &req) < 0) {
+		printf("refused: expected '<unit of %s, or %s> <lines 1-%d>"
+		       "[%s]'\n",
+		    cfg->app, LOGS_ALL, LOGS_LINES_MAX, LOGS_FOLLOW);
 		log_err("logs-serve: refused request '%.80s'", line);
 		return ZDD_EXIT_USAGE;
 	}
 	fflush(stdout);
-	rc = journalctl_argv_exec(cfg, unit, lines);
+	rc = journalctl_argv_exec(cfg, &req);
 	errno = -rc;
 	log_err("logs-serve: cannot run %s: %m", cfg->journalctl);
 	return ZDD_EXIT_FAILED;
 }
 
-/* Copy what the server sends to stdout, bounded in size and time. */
+/*
+ * Copy what the server sends to stdout, bounded in size and time; when
+ * following, for as long as it sends and our reader is there (ssh closing
+ * the pipe shows as POLLERR on stdout, so we go, and journalctl sees the
+ * connection hang up).
+ */
 static int
-logs_copy(int fd)
+logs_copy(int fd, bool follow)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+		{ .fd = STDOUT_FILENO, .events = 0 } };
 	size_t total = 0;
 	char buf[4096];
 
 	for (;;) {
 		ssize_t r;
-		int rc = poll(&p, 1, LOGS_TIMEOUT_MS);
+		int rc = poll(p, follow ? 2 : 1, follow ? -1 : LOGS_TIMEOUT_MS);
 
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc <= 0)
 			return rc < 0 ? -errno : -ETIMEDOUT;
+		if (p[1].revents & (POLLERR | POLLHUP))
+			return -EPIPE;
 		r = read(fd, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -207,24 +229,27 @@ logs_copy(int fd)
 			return -errno;
 		if (r == 0)
 			return 0;
-		if (total + (size_t)r > LOGS_OUTPUT_MAX)
+		if (!follow && total + (size_t)r > LOGS_OUTPUT_MAX)
 			return -EFBIG;
 		total += (size_t)r;
-		if (fwrite(buf, 1, (size_t)r, stdout) != (size_t)r)
+		if (fwrite(buf, 1, (size_t)r, stdout) != (size_t)r ||
+		    (follow && fflush(stdout) != 0))
 			return -EIO;
 	}
 }
 
 static int
-logs_ask(const struct zdd_config *cfg, const char *unit, unsigned lines)
+logs_ask(
+    const struct zdd_config *cfg, const char *unit, unsigned lines, bool follow)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char req[LOGS_REQUEST_MAX + 16];
+	char req[LOGS_REQUEST_MAX + 2];
 	int fd, rc, len;
 
 	if (logs_socket_path(cfg, sa.sun_path, sizeof(sa.sun_path)) < 0)
 		return -ENAMETOOLONG;
-	len = snprintf(req, sizeof(req), "%s %u\n", unit, lines);
+	len = snprintf(req, sizeof(req), "%s %u%s\n", unit, lines,
+	    follow ? LOGS_FOLLOW : "");
 	if (len < 0 || (size_t)len >= sizeof(req))
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -236,7 +261,7 @@ logs_ask(const struct zdd_config *cfg, const char *unit, unsigned lines)
 		goto out;
 	}
 	fflush(stdout);
-	rc = logs_copy(fd);
+	rc = logs_copy(fd, follow);
 	fflush(stdout);
 out:
 	close(fd);
@@ -260,7 +285,7 @@ logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
 	int rc, status;
 
 	log_info("       last %u journal lines of %s:", lines, unit);
-	rc = logs_ask(cfg, unit, lines);
+	rc = logs_ask(cfg, unit, lines, false);
 	if (rc == 0)
 		return;
 	if (rc != -ENOENT && rc != -ECONNREFUSED) {
@@ -277,10 +302,11 @@ logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines)
 		    cfg->app);
 }
 
-/* `myapp-zdd logs [-n LINES] [UNIT]`: the app's journal, all its units
- * unless one is named, through the logs socket. */
+/* `myapp-zdd logs [-n LINES] [-f] [UNIT]`: the app's journal, all its
+ * units unless one is named, through the logs socket; -f follows it. */
 int
-logs_show(const struct zdd_config *cfg, const char *unit, const char *lines)
+logs_show(const struct zdd_config *cfg, const char *unit, const char *lines,
+    bool follow)
 {
 	unsigned long n = LOGS_DEFAULT_LINES;
 	char *end;
@@ -303,7 +329,9 @@ logs_show(const struct zdd_config *cfg, const char *unit, const char *lines)
 		    cfg->app);
 		return ZDD_EXIT_USAGE;
 	}
-	rc = logs_ask(cfg, unit, (unsigned)n);
+	rc = logs_ask(cfg, unit, (unsigned)n, follow);
+	if (rc == -EPIPE && follow)
+		return ZDD_EXIT_OK; /* the reader went: the end of a follow */
 	if (rc < 0) {
 		errno = -rc;
 		log_err("cannot read the journal through %s-logs.socket: %m",

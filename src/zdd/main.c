@@ -79,12 +79,13 @@ static const struct command commands[] = {
 		    "state, PID, since when" },
 	{ .name = "logs",
 	    .run = cmd_logs,
-	    .args = "[-n LINES] [UNIT]",
+	    .args = "[-n LINES] [-f] [UNIT]",
 	    .takes_arg = true,
 	    .option = "-n",
 	    .option_max = 8,
+	    .flag = "-f",
 	    .help = "the app's journal: all its units (or UNIT),\n"
-		    "the last LINES (50; up to 1000)" },
+		    "the last LINES (50; up to 1000); -f follows it" },
 	{ .name = "start-processes",
 	    .run_cfg = processes_start_live,
 	    .help = "(myapp-processes.service, at boot) start the live\n"
@@ -314,7 +315,7 @@ cmd_restart(const struct zdd_config *cfg, const struct invocation *inv)
 static int
 cmd_logs(const struct zdd_config *cfg, const struct invocation *inv)
 {
-	return logs_show(cfg, inv->arg, inv->option_value);
+	return logs_show(cfg, inv->arg, inv->option_value, inv->flag);
 }
 
 static int

@@ -258,12 +258,19 @@ int release_command_run(const struct zdd_config *cfg, const char *id,
 /* logs.c */
 int logs_socket_path(const struct zdd_config *cfg, char *out, size_t n);
 bool logs_unit_allowed(const struct zdd_config *cfg, const char *unit);
-int logs_parse_request(const struct zdd_config *cfg, const char *line,
-    char *unit, size_t unitsz, unsigned *lines);
+#define LOGS_UNIT_MAX 128
+/* One request to the logs socket: "UNIT LINES[ follow]\n". */
+struct logs_request {
+	char unit[LOGS_UNIT_MAX];
+	unsigned lines;
+	bool follow; /* journalctl -f: then until the reader goes */
+};
+int logs_parse_request(
+    const struct zdd_config *cfg, const char *line, struct logs_request *req);
 int logs_serve(const struct zdd_config *cfg);
 void logs_tail(const struct zdd_config *cfg, const char *unit, unsigned lines);
-int logs_show(
-    const struct zdd_config *cfg, const char *unit, const char *lines);
+int logs_show(const struct zdd_config *cfg, const char *unit, const char *lines,
+    bool follow);
 
 /* probe.c */
 int probe_socket_path(

@@ -70,12 +70,14 @@ EOF
 cat > "$T/fake-journalctl" <<'EOF'
 #!/bin/sh
 # the units are the arguments after each -u, and the lines after -n
-units= lines=
+units= lines= follow=
 while [ $# -gt 0 ]; do
-	case $1 in -u) units="$units${units:+ }$2"; shift ;; -n) lines=$2; shift ;; esac
+	case $1 in -u) units="$units${units:+ }$2"; shift ;; -n) lines=$2; shift ;; --follow) follow=" follow" ;; esac
 	shift
 done
-echo "journal of $units: app said goodbye (-n $lines)"
+echo "journal of $units: app said goodbye (-n $lines$follow)"
+# following: one more line a while later (a reader that went is gone by then)
+[ -z "$follow" ] || { sleep 6; echo "journal of $units: a later line"; }
 EOF
 chmod +x "$T/fake-systemctl" "$T/fake-journalctl"
 
@@ -724,6 +726,12 @@ ok $? "logs-serve: a request without its newline is refused"
 rc=0; printf 'app 5\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service: app said goodbye (-n 5)"
 ok $? "logs-serve: 'app' is every unit of the app in one journal, and no other"
+rc=0; printf 'myapp.service 5 follow\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye (-n 5 follow)" && has "a later line"
+ok $? "logs-serve: 'follow' runs journalctl --follow"
+rc=0; printf 'myapp.service 5 -f\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && ! has "journal of"
+ok $? "logs-serve: any other word after the count is refused"
 rc=0; zdd logs -n 0 || rc=$?
 [ "$rc" -eq 2 ] && has "not a number of lines from 1 to 1000"
 ok $? "logs -n 0: refused (exit 2)"
@@ -733,6 +741,44 @@ ok $? "logs of another unit: refused before asking (exit 2)"
 rc=0; zdd logs -n 5 || rc=$?
 [ "$rc" -eq 1 ] && has "cannot read the journal through myapp-logs.socket"
 ok $? "logs without the logs socket: says so, exit 1"
+
+# The client through a socket that runs logs-serve per connection, as
+# systemd's Accept=yes does (the env and run tests below use it too).
+cat > "$T/accept-socket.py" <<'EOF'
+import socket, subprocess, sys
+path, log = sys.argv[1:3]
+kind = socket.SOCK_SEQPACKET if path.endswith("-run.sock") else socket.SOCK_STREAM
+s = socket.socket(socket.AF_UNIX, kind)
+s.bind(path)
+s.listen(4)
+while True:
+    c, _ = s.accept()
+    with open(log, "a") as err:
+        subprocess.run(sys.argv[3:], stdin=c, stdout=c, stderr=err)
+    c.close()
+EOF
+accept_socket() { # SOCKET LOG COMMAND...: serve SOCKET until killed, its pid in SOCKET.pid
+	python3 "$T/accept-socket.py" "$@" &
+	echo $! > "$1.pid"
+	i=0; while [ ! -S "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+}
+accept_socket_stop() { # SOCKET
+	kill "$(cat "$1.pid")" 2>/dev/null || true
+	rm -f "$1.pid" "$1"
+}
+accept_socket "$RUN/myapp-logs.sock" "$T/logs-serve.log" "$ZDD" --config "$CONF" logs-serve
+rc=0; zdd logs -n 7 myapp.service || rc=$?
+[ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye (-n 7)" && ! has "a later line"
+ok $? "logs through the socket: the unit's last lines, exit 0"
+start=$(date +%s)
+rc=0; timeout 20 "$ZDD" --config "$CONF" logs -f -n 3 > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "app said goodbye (-n 3 follow)" && has "a later line" && [ $(($(date +%s) - start)) -ge 5 ]
+ok $? "logs -f: follows until the server ends it (what came later shown), exit 0"
+start=$(date +%s)
+rc=0; { timeout 20 "$ZDD" --config "$CONF" logs -f | head -n 1; } > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && has "app said goodbye" && ! has "a later line" && [ $(($(date +%s) - start)) -lt 4 ]
+ok $? "logs -f: ends as soon as its reader goes, not at the next line (6 s later)"
+accept_socket_stop "$RUN/myapp-logs.sock"
 
 # --- env: the app's environment through the env socket (env-serve) -----------
 # env-serve alone: a request on stdin, the answer on stdout, the file beside
@@ -785,21 +831,7 @@ ok $? "env-serve set with no file yet: creates it (and an empty previous)"
 
 # The client (myapp-zdd env), through a socket that runs env-serve per
 # connection as systemd's Accept=yes does; set and unset restart the app.
-cat > "$T/env-socket.py" <<'EOF'
-import socket, subprocess, sys
-path, zdd, conf, log = sys.argv[1:5]
-s = socket.socket(socket.AF_UNIX)
-s.bind(path)
-s.listen(4)
-while True:
-    c, _ = s.accept()
-    with open(log, "a") as err:
-        subprocess.run([zdd, "--config", conf, "env-serve"], stdin=c, stdout=c, stderr=err)
-    c.close()
-EOF
-python3 "$T/env-socket.py" "$RUN/myapp-env.sock" "$ZDD" "$CONF" "$T/env-serve.log" &
-echo $! > "$T/env-socket.pid"
-i=0; while [ ! -S "$RUN/myapp-env.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+accept_socket "$RUN/myapp-env.sock" "$T/env-serve.log" "$ZDD" --config "$CONF" env-serve
 live=$(current)
 rc=0; zdd env set "GREETING=hi there" || rc=$?
 [ "$rc" -eq 0 ] && has "restarting the app onto it" && has "restarted $live" && grep -q '^GREETING="hi there"' "$T/env"
@@ -834,8 +866,7 @@ sed -i 's/^LOCK_TIMEOUT=1/LOCK_TIMEOUT=60/' "$CONF"
 rc=0; zdd env unset LATER GREETING FIRST || rc=$?
 [ "$rc" -eq 0 ] && has "restarted $live" && [ ! -s "$T/env" ]
 ok $? "env unset: the names gone, the app restarted"
-kill "$(cat "$T/env-socket.pid")" 2>/dev/null || true
-rm -f "$T/env-socket.pid" "$RUN/myapp-env.sock"
+accept_socket_stop "$RUN/myapp-env.sock"
 rc=0; zdd env list || rc=$?
 [ "$rc" -eq 1 ] && has "is myapp-env.socket running"
 ok $? "env without the env socket: says so, exit 1"

@@ -830,57 +830,59 @@ static void
 test_logs_request(void)
 {
 	struct zdd_config c;
-	char unit[128];
-	unsigned lines = 0;
+	struct logs_request req;
 
 	config_defaults(&c);
-	ok(logs_parse_request(
-	       &c, "myapp.service 40\n", unit, sizeof(unit), &lines) == 0 &&
-		strcmp(unit, "myapp.service") == 0 && lines == 40,
+	ok(logs_parse_request(&c, "myapp.service 40\n", &req) == 0 &&
+		strcmp(req.unit, "myapp.service") == 0 && req.lines == 40 &&
+		!req.follow,
 	    "logs: the live instance's journal may be asked for");
-	ok(logs_parse_request(&c, "myapp@20261201101530-abc1234.service 5\n",
-	       unit, sizeof(unit), &lines) == 0 &&
-		lines == 5,
+	ok(logs_parse_request(
+	       &c, "myapp@20261201101530-abc1234.service 5\n", &req) == 0 &&
+		req.lines == 5,
 	    "logs: a handover instance's journal may be asked for");
 	ok(logs_parse_request(&c,
-	       "myapp-release@20261201101530-abc1234.service 40\n", unit,
-	       sizeof(unit), &lines) == 0 &&
+	       "myapp-release@20261201101530-abc1234.service 40\n",
+	       &req) == 0 &&
 		logs_parse_request(&c,
-		    "myapp-twin@20261201101530-abc1234.service 40\n", unit,
-		    sizeof(unit), &lines) == 0,
+		    "myapp-twin@20261201101530-abc1234.service 40\n",
+		    &req) == 0,
 	    "logs: a release command's and a twin's journal may be asked for");
 	ok(logs_parse_request(&c,
-	       "myapp-build@20261201101530-abc1234.service 4\n", unit,
-	       sizeof(unit), &lines) == -EPERM &&
-		logs_parse_request(&c, "myapp-release@x.service 4\n", unit,
-		    sizeof(unit), &lines) == -EPERM &&
-		logs_parse_request(&c, "myapp-release@.service 4\n", unit,
-		    sizeof(unit), &lines) == -EPERM,
+	       "myapp-build@20261201101530-abc1234.service 4\n",
+	       &req) == -EPERM &&
+		logs_parse_request(&c, "myapp-release@x.service 4\n", &req) ==
+		    -EPERM &&
+		logs_parse_request(&c, "myapp-release@.service 4\n", &req) ==
+		    -EPERM,
 	    "logs: other templates and bad release ids are refused");
-	ok(logs_parse_request(
-	       &c, "ssh.service 40\n", unit, sizeof(unit), &lines) == -EPERM,
+	ok(logs_parse_request(&c, "ssh.service 40\n", &req) == -EPERM,
 	    "logs: another service's journal is refused");
-	ok(logs_parse_request(&c, "myapp-evil.service 40\n", unit, sizeof(unit),
-	       &lines) == -EPERM &&
-		logs_parse_request(&c, "myapp@x.service 40\n", unit,
-		    sizeof(unit), &lines) == -EPERM &&
+	ok(logs_parse_request(&c, "myapp-evil.service 40\n", &req) == -EPERM &&
+		logs_parse_request(&c, "myapp@x.service 40\n", &req) ==
+		    -EPERM &&
 		logs_parse_request(&c,
-		    "myapp@20261201101530-abc1234.service.x 4\n", unit,
-		    sizeof(unit), &lines) == -EPERM &&
-		logs_parse_request(&c, "myapp.socket 4\n", unit, sizeof(unit),
-		    &lines) == -EPERM,
+		    "myapp@20261201101530-abc1234.service.x 4\n",
+		    &req) == -EPERM &&
+		logs_parse_request(&c, "myapp.socket 4\n", &req) == -EPERM,
 	    "logs: look-alike unit names are refused");
-	ok(logs_parse_request(&c, "myapp.service 0\n", unit, sizeof(unit),
-	       &lines) == -EINVAL &&
-		logs_parse_request(&c, "myapp.service 1001\n", unit,
-		    sizeof(unit), &lines) == -EINVAL &&
-		logs_parse_request(&c, "myapp.service -f\n", unit, sizeof(unit),
-		    &lines) == -EINVAL &&
-		logs_parse_request(&c, "myapp.service 4 -u ssh\n", unit,
-		    sizeof(unit), &lines) == -EINVAL &&
-		logs_parse_request(&c, "myapp.service\n", unit, sizeof(unit),
-		    &lines) == -EINVAL,
+	ok(logs_parse_request(&c, "myapp.service 0\n", &req) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service 1001\n", &req) ==
+		    -EINVAL &&
+		logs_parse_request(&c, "myapp.service -f\n", &req) == -EINVAL &&
+		logs_parse_request(&c, "myapp.service 4 -u ssh\n", &req) ==
+		    -EINVAL &&
+		logs_parse_request(&c, "myapp.service\n", &req) == -EINVAL,
 	    "logs: a line count outside 1..1000 or extra words are refused");
+	ok(logs_parse_request(&c, "app 20 follow\n", &req) == 0 &&
+		strcmp(req.unit, "app") == 0 && req.lines == 20 && req.follow,
+	    "logs: 'follow' after the count asks for journalctl -f");
+	ok(logs_parse_request(&c, "app 20 follow -u ssh\n", &req) == -EINVAL &&
+		logs_parse_request(&c, "app 20 followx\n", &req) == -EINVAL &&
+		logs_parse_request(&c, "app 20 -f\n", &req) == -EINVAL &&
+		logs_parse_request(&c, "ssh.service 20 follow\n", &req) ==
+		    -EPERM,
+	    "logs: only the word 'follow', and still only the app's units");
 }
 
 static void *
