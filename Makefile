@@ -44,6 +44,7 @@ install:
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-worker@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-web@.service.d/sandbox.conf
 	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-cron@.service.d/sandbox.conf
+	install -D -m 0644 systemd/sandbox.conf $(DESTDIR)$(SYSTEMDUNITDIR)/myapp-run@.service.d/sandbox.conf
 	install -D -m 0644 polkit/myapp-zdd.rules $(DESTDIR)$(PREFIX)/share/polkit-1/rules.d/myapp-zdd.rules
 	install -D -m 0644 nginx/myapp-zdd.conf $(DESTDIR)/etc/nginx/sites-available/myapp-zdd
 

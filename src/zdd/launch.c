@@ -132,6 +132,16 @@ release_env(void)
 	return setenv("ZDD_RELEASE", base, 1) < 0 ? -errno : 0;
 }
 
+/* What every process of a release is given: ZDD_RELEASE, PATH (and
+ * VIRTUAL_ENV) for its own tools; the cwd is the release. */
+int
+launch_environment(void)
+{
+	int rc = release_env();
+
+	return rc < 0 ? rc : release_path_env();
+}
+
 /* The command of cron entry arg: 0; 1 (said) when this release has no
  * such entry; -EINVAL (said) for a wrong arg. */
 static int
@@ -207,9 +217,7 @@ launch_command(const char *config_path, int argc, char *argv[])
 		    stderr, "myapp-zdd launch: cannot order the sockets: %m\n");
 		return ZDD_EXIT_FAILED;
 	}
-	rc = release_env();
-	if (rc == 0)
-		rc = release_path_env();
+	rc = launch_environment();
 	if (rc < 0) {
 		errno = -rc;
 		fprintf(stderr, "myapp-zdd launch: cannot set PATH: %m\n");

@@ -35,7 +35,8 @@
 /* The app's units as journalctl -u patterns (see logs_unit_allowed). */
 static const char *const app_unit_patterns[] = { ".service", "@*.service",
 	"-twin@*.service", "-release@*.service", "-build@*.service",
-	"-worker@*.service", "-web@*.service", "-cron@*.service" };
+	"-worker@*.service", "-web@*.service", "-cron@*.service",
+	"-run@*.service" };
 #define NPATTERNS (sizeof(app_unit_patterns) / sizeof(app_unit_patterns[0]))
 
 int

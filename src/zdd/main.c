@@ -112,6 +112,12 @@ static const struct command commands[] = {
 	    .help = "the app's environment (/etc/myapp-zdd/env) for\n"
 		    "the deploy user; set/unset restart the app onto\n"
 		    "it (--no-restart: not now)" },
+	{ .name = "run",
+	    .run_raw = run_command,
+	    .args = "COMMAND [ARG...]",
+	    .help = "a one-off command in the live release, with the\n"
+		    "app's user, environment and sandbox (bash -c);\n"
+		    "its output here, its exit status ours" },
 	{ .name = "launch",
 	    .run_raw = launch_command,
 	    .args = "[TYPE]",
@@ -126,6 +132,10 @@ static const struct command commands[] = {
 	    .run_raw = appenv_serve_command,
 	    .help = "(myapp-env@.service, as root) answer one request\n"
 		    "about the app's environment on stdin/stdout" },
+	{ .name = "run-serve",
+	    .run_raw = run_serve_command,
+	    .help = "(myapp-run@.service, as the app) run one command\n"
+		    "asked for on the connection (stdin/stdout)" },
 	{ .name = "logs-serve",
 	    .run_cfg = logs_serve,
 	    .help = "(myapp-logs@.service) answer one request for\n"

@@ -7,5 +7,6 @@ ZDD_ENGINE_SRCS = config.c log.c clock.c spawn.c privdrop.c env.c lock.c \
            app_spec.c builder.c profile.c launch.c build_exec.c \
            release_cmd.c workers.c instances.c processes.c ps.c \
            cron.c cron_sync.c cron_jobs.c \
-           appenv.c appenv_serve.c appenv_cmd.c webhook.c
+           appenv.c appenv_serve.c appenv_cmd.c webhook.c \
+           run_serve.c run_cmd.c
 ZDD_PKGS = libcurl json-c libsystemd

@@ -435,6 +435,17 @@ int profile_exposure(
 
 /* launch.c */
 int launch_command(const char *config_path, int argc, char *argv[]);
+int launch_environment(void);
+
+/* run_serve.c, run_cmd.c: `run`, one message each way on a SOCK_SEQPACKET
+ * connection (see run_serve.c) */
+#define RUN_COMMAND_MAX 4096
+#define RUN_MSG_MAX 4097 /* a tag byte and up to 4096 bytes */
+int run_request_check(const char *cmd, size_t n, char *why, size_t whylen);
+int run_command_expand(
+    const struct app_spec *spec, const char *cmd, char *out, size_t n);
+int run_serve_command(const char *config_path, int argc, char *argv[]);
+int run_command(const char *config_path, int argc, char *argv[]);
 
 /* build_exec.c */
 int build_exec_command(const char *config_path, int argc, char *argv[]);

@@ -385,6 +385,49 @@ test_cron(void)
 	    "app.json: cron not an array refused");
 }
 
+/* `run`: the command line checked, a Procfile type's command expanded. */
+static void
+test_run(void)
+{
+	static struct app_spec s;
+	char out[RUN_COMMAND_MAX * 2], big[RUN_COMMAND_MAX + 2];
+
+	ok(run_request_check("echo hi\tthere", 13, WHY) == 0,
+	    "run: one line with blanks and tabs is a command");
+	ok(run_request_check("", 0, WHY) == -EINVAL &&
+		run_request_check("a\nb", 3, WHY) == -EINVAL &&
+		strstr(why, "byte 2") != NULL &&
+		run_request_check("a\0b", 3, WHY) == -EINVAL &&
+		run_request_check("a\x1b[2J", 5, WHY) == -EINVAL &&
+		run_request_check("a\x7f", 2, WHY) == -EINVAL,
+	    "run: empty, several lines, NUL, escapes and DEL are refused");
+	memset(big, 'a', sizeof(big));
+	ok(run_request_check(big, RUN_COMMAND_MAX, WHY) == 0 &&
+		run_request_check(big, RUN_COMMAND_MAX + 1, WHY) == -EINVAL,
+	    "run: at most 4096 bytes");
+	clear();
+	put("Procfile", "web: node server.js\nconsole: node repl.js --x\n");
+	ok(app_spec_load(tmpdir, &s, WHY) == 0 &&
+		run_command_expand(&s, "console", out, sizeof(out)) == 0 &&
+		strcmp(out, "node repl.js --x") == 0 &&
+		run_command_expand(&s, "console --y 1", out, sizeof(out)) ==
+		    0 &&
+		strcmp(out, "node repl.js --x --y 1") == 0,
+	    "run: a Procfile type stands for its command, the rest after it");
+	ok(run_command_expand(&s, "consoles", out, sizeof(out)) == 0 &&
+		strcmp(out, "consoles") == 0 &&
+		run_command_expand(&s, "ls console", out, sizeof(out)) == 0 &&
+		strcmp(out, "ls console") == 0,
+	    "run: anything else runs as it is");
+	ok(run_command_expand(&s, "console", out, 8) == -ENAMETOOLONG,
+	    "run: an expansion that does not fit is refused");
+	clear();
+	ok(app_spec_load(tmpdir, &s, WHY) == 0 &&
+		run_command_expand(&s, "web", out, sizeof(out)) == 0 &&
+		strcmp(out, "web") == 0,
+	    "run: without a Procfile nothing is expanded");
+}
+
 int
 main(void)
 {
@@ -399,6 +442,7 @@ main(void)
 	test_app_spec();
 	test_builder();
 	test_grants();
+	test_run();
 	if (tap_failed == 0) {
 		clear();
 		rmdir(tmpdir);

@@ -724,7 +724,7 @@ rc=0; printf 'myapp.service 7' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2
 [ "$rc" -eq 2 ] && ! has "journal of"
 ok $? "logs-serve: a request without its newline is refused"
 rc=0; printf 'app 5\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service: app said goodbye (-n 5)"
+[ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service myapp-run@\*.service: app said goodbye (-n 5)"
 ok $? "logs-serve: 'app' is every unit of the app in one journal, and no other"
 rc=0; printf 'myapp.service 5 follow\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye (-n 5 follow)" && has "a later line"
@@ -870,6 +870,39 @@ accept_socket_stop "$RUN/myapp-env.sock"
 rc=0; zdd env list || rc=$?
 [ "$rc" -eq 1 ] && has "is myapp-env.socket running"
 ok $? "env without the env socket: says so, exit 1"
+
+# --- run: a one-off command in the live release, through run-serve -----------
+# run-serve per connection (packets), in "current" as WorkingDirectory= puts it.
+# shellcheck disable=SC2016 # the inner shell's $1 and $2
+accept_socket "$RUN/myapp-run.sock" "$T/run-serve.log" sh -c 'cd "$1" && exec "$2" run-serve' sh "$ROOT/current" "$ZDD"
+rc=0; "$ZDD" --config "$CONF" run 'echo out; echo err >&2; exit 3' > "$T/run.out" 2> "$T/run.err" || rc=$?
+[ "$rc" -eq 3 ] && [ "$(cat "$T/run.out")" = out ] && [ "$(cat "$T/run.err")" = err ]
+ok $? "run: stdout and stderr apart, the command's exit status returned (3)"
+# shellcheck disable=SC2016 # for the shell of the run
+words='"release $ZDD_RELEASE"'
+rc=0; zdd run echo "$words" || rc=$?
+[ "$rc" -eq 0 ] && has "^release $(current)\$" && grep -q "running 'echo \"release \$ZDD_RELEASE\"' in release $(current)" "$T/run-serve.log"
+ok $? "run: bash runs the words in the live release; its journal names command and release"
+rc=0; zdd run 'kill -TERM $$' || rc=$?
+[ "$rc" -eq 143 ] && has "killed by signal 15"
+ok $? "run: a command killed by a signal: 128 + N, said"
+rc=0; "$ZDD" --config "$CONF" run 'head -c 300000 /dev/zero | tr "\0" a' > "$T/run.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && [ "$(wc -c < "$T/run.out")" -eq 300000 ] && [ "$(tr -d a < "$T/run.out" | wc -c)" -eq 0 ]
+ok $? "run: 300,000 bytes of output arrive whole"
+start=$(date +%s)
+rc=0; { timeout 20 "$ZDD" --config "$CONF" run 'echo first; sleep 8.25; echo second' | head -n 1; } > "$T/out" 2>&1 || rc=$?
+elapsed=$(($(date +%s) - start))
+i=0; while ! grep -q "the client went" "$T/run-serve.log" && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$rc" -eq 0 ] && has "^first\$" && ! has second && [ "$elapsed" -lt 4 ] &&
+    grep -q "the client went, the command stopped" "$T/run-serve.log" && ! pgrep -f "sleep 8.25" > /dev/null
+ok $? "run: its reader gone, the client ends and run-serve stops the command"
+rc=0; zdd run "$(printf 'echo a\necho b')" || rc=$?
+[ "$rc" -eq 2 ] && has "control character"
+ok $? "run: a command of several lines is refused (exit 2)"
+accept_socket_stop "$RUN/myapp-run.sock"
+rc=0; zdd run true || rc=$?
+[ "$rc" -eq 125 ] && has "is myapp-run.socket running"
+ok $? "run without the run socket: says so, exit 125"
 
 # --- DEPLOY_WEBHOOK: the history line of each deploy, POSTed after it ---------
 cat > "$T/webhook.py" <<'EOF'
