@@ -175,11 +175,13 @@ cron_sync_command(const char *config_path, int argc, char *argv[])
 		return ZDD_EXIT_FAILED;
 	}
 	for (unsigned i = 0; i < ZDD_CRON_MAX; i++) {
-		char dir[PATH_MAX], path[PATH_MAX + 32],
-		    text[ZDD_CRON_CALENDAR_MAX + 128];
+		char dir[PATH_MAX], path[PATH_MAX + 32], n[12],
+		    timer[ZDD_NAME_MAX + 32], text[ZDD_CRON_CALENDAR_MAX + 128];
 
-		snprintf(dir, sizeof(dir), "%s/%s-cron@%u.timer.d",
-		    RUN_UNIT_DIR, cfg.app, i);
+		snprintf(n, sizeof(n), "%u", i);
+		if (unit_name(&cfg, "cron-timer", n, timer, sizeof(timer)) < 0)
+			return ZDD_EXIT_FAILED;
+		snprintf(dir, sizeof(dir), "%s/%s.d", RUN_UNIT_DIR, timer);
 		snprintf(path, sizeof(path), "%s/%s", dir, DROPIN_NAME);
 		if (calendars[i][0] == '\0') {
 			if (unlink(path) == 0) {
@@ -206,12 +208,14 @@ cron_sync_command(const char *config_path, int argc, char *argv[])
 	if (reload && systemctl(&cfg, "daemon-reload", NULL) < 0)
 		return ZDD_EXIT_FAILED;
 	for (unsigned i = 0; i < ZDD_CRON_MAX; i++) {
-		char timer[ZDD_NAME_MAX + 32];
+		char timer[ZDD_NAME_MAX + 32], n[12];
 		const char *verb;
 
 		if (calendars[i][0] == '\0' && !changed[i])
 			continue;
-		snprintf(timer, sizeof(timer), "%s-cron@%u.timer", cfg.app, i);
+		snprintf(n, sizeof(n), "%u", i);
+		if (unit_name(&cfg, "cron-timer", n, timer, sizeof(timer)) < 0)
+			return ZDD_EXIT_FAILED;
 		verb = calendars[i][0] == '\0' ? "stop"
 		    : changed[i]               ? "restart"
 					       : "start";
