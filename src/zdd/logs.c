@@ -32,11 +32,18 @@
 #define LOGS_ALL "app" /* every unit of the app, in one journal */
 #define LOGS_DEFAULT_LINES 50
 
-/* The app's units as journalctl -u patterns (see logs_unit_allowed). */
+/*
+ * The app's units as journalctl -u patterns (see logs_unit_allowed), and
+ * its slice: journalctl expands a pattern to the units the journal knows
+ * when it starts, so a follow would miss the instance a deploy starts
+ * later; "-u APP.slice" matches every process in the slice (the app's
+ * units, its builds and runs: sandbox.conf puts them there, nothing else
+ * is), whenever it started. The patterns add what systemd says of them.
+ */
 static const char *const app_unit_patterns[] = { ".service", "@*.service",
 	"-twin@*.service", "-release@*.service", "-build@*.service",
 	"-worker@*.service", "-web@*.service", "-cron@*.service",
-	"-run@*.service" };
+	"-run@*.service", ".slice" };
 #define NPATTERNS (sizeof(app_unit_patterns) / sizeof(app_unit_patterns[0]))
 
 int

@@ -724,7 +724,7 @@ rc=0; printf 'myapp.service 7' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2
 [ "$rc" -eq 2 ] && ! has "journal of"
 ok $? "logs-serve: a request without its newline is refused"
 rc=0; printf 'app 5\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
-[ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service myapp-run@\*.service: app said goodbye (-n 5)"
+[ "$rc" -eq 0 ] && has "journal of myapp.service myapp@\*.service myapp-twin@\*.service myapp-release@\*.service myapp-build@\*.service myapp-worker@\*.service myapp-web@\*.service myapp-cron@\*.service myapp-run@\*.service myapp.slice: app said goodbye (-n 5)"
 ok $? "logs-serve: 'app' is every unit of the app in one journal, and no other"
 rc=0; printf 'myapp.service 5 follow\n' | "$ZDD" --config "$CONF" logs-serve > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "journal of myapp.service: app said goodbye (-n 5 follow)" && has "a later line"
