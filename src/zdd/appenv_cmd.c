@@ -29,15 +29,6 @@
 #define ANSWER_TIMEOUT_MS 20000
 #define ANSWER_MAX ((size_t)APPENV_FILE_MAX * 2 + 256)
 
-static int
-socket_path(const struct zdd_config *cfg, char *out, size_t n)
-{
-	int len =
-	    snprintf(out, n, "%s/%s-env.sock", cfg->probe_socket_dir, cfg->app);
-
-	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
-}
-
 /* Sends VERB and its arguments, one per line; the whole answer in *out. */
 static int
 ask(const struct zdd_config *cfg, const char *verb, char *const *args,
@@ -49,7 +40,7 @@ ask(const struct zdd_config *cfg, const char *verb, char *const *args,
 	char *buf = NULL;
 	int fd, rc;
 
-	if (socket_path(cfg, sa.sun_path, sizeof(sa.sun_path)) < 0)
+	if (app_socket_path(cfg, "env", sa.sun_path, sizeof(sa.sun_path)) < 0)
 		return -ENAMETOOLONG;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -247,7 +238,7 @@ appenv_command(const char *config_path, int argc, char *argv[])
 		rc = -EIO;
 	if (rc < 0) {
 		errno = -rc;
-		socket_path(&cfg, socket_name, sizeof(socket_name));
+		app_socket_path(&cfg, "env", socket_name, sizeof(socket_name));
 		log_err("cannot reach %s (is %s-env.socket running?): %m",
 		    socket_name, cfg.app);
 		return ZDD_EXIT_FAILED;

@@ -524,3 +524,15 @@ config_value(const struct zdd_config *cfg, size_t i, char *out, size_t n)
 		    snprintf(out, n, "%s", (const char *)cfg + keys[i].offset);
 	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
 }
+
+/* The deploy user's sockets for APP, PROBE_SOCKET_DIR/APP-WHAT.sock (the
+ * logs, env and run sockets; their units name the same paths). */
+int
+app_socket_path(
+    const struct zdd_config *cfg, const char *what, char *out, size_t n)
+{
+	int len = snprintf(
+	    out, n, "%s/%s-%s.sock", cfg->probe_socket_dir, cfg->app, what);
+
+	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
+}

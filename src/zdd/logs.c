@@ -15,11 +15,13 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zdd.h"
@@ -45,15 +47,6 @@ static const char *const app_unit_patterns[] = { ".service", "@*.service",
 	"-worker@*.service", "-web@*.service", "-cron@*.service",
 	"-run@*.service", ".slice" };
 #define NPATTERNS (sizeof(app_unit_patterns) / sizeof(app_unit_patterns[0]))
-
-int
-logs_socket_path(const struct zdd_config *cfg, char *out, size_t n)
-{
-	int len = snprintf(
-	    out, n, "%s/%s-logs.sock", cfg->probe_socket_dir, cfg->app);
-
-	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
-}
 
 /* The app's own units: the live instance, the handover instances, their
  * twins, the release commands (by release id), the workers (by Procfile
@@ -165,6 +158,43 @@ journalctl_argv_exec(
 	return -errno;
 }
 
+/*
+ * A follow: journalctl --follow as a child, stdout the connection, until
+ * it ends or the reader goes (POLLHUP or POLLERR on stdout). journalctl
+ * itself notices a gone reader only when it next writes (systemd 252), so
+ * an idle follow would hold one of the socket's few connections for the
+ * whole RuntimeMaxSec=.
+ */
+static int
+journalctl_follow(const struct zdd_config *cfg, const struct logs_request *req)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+	int status = 0;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int rc = journalctl_argv_exec(cfg, req);
+
+		errno = -rc;
+		log_err("logs-serve: cannot run %s: %m", cfg->journalctl);
+		_exit(ZDD_EXIT_FAILED);
+	}
+	for (;;) {
+		int rc = poll(&p, 1, 1000);
+
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return spawn_ok(status) ? 0 : -EIO;
+		if (rc > 0 && (p.revents & (POLLHUP | POLLERR)) != 0) {
+			kill(pid, SIGTERM);
+			(void)waitpid(pid, &status, 0);
+			return 0;
+		}
+	}
+}
+
 /* logs-serve: stdin/stdout are the connection (StandardInput=socket). */
 int
 logs_serve(const struct zdd_config *cfg)
@@ -200,6 +230,18 @@ logs_serve(const struct zdd_config *cfg)
 		return ZDD_EXIT_USAGE;
 	}
 	fflush(stdout);
+	if (req.follow) {
+		rc = journalctl_follow(cfg, &req);
+		if (rc == -EIO)
+			log_err(
+			    "logs-serve: %s --follow failed", cfg->journalctl);
+		else if (rc < 0) {
+			errno = -rc;
+			log_err(
+			    "logs-serve: cannot run %s: %m", cfg->journalctl);
+		}
+		return rc < 0 ? ZDD_EXIT_FAILED : ZDD_EXIT_OK;
+	}
 	rc = journalctl_argv_exec(cfg, &req);
 	errno = -rc;
 	log_err("logs-serve: cannot run %s: %m", cfg->journalctl);
@@ -254,7 +296,7 @@ logs_ask(
 	char req[LOGS_REQUEST_MAX + 2];
 	int fd, rc, len;
 
-	if (logs_socket_path(cfg, sa.sun_path, sizeof(sa.sun_path)) < 0)
+	if (app_socket_path(cfg, "logs", sa.sun_path, sizeof(sa.sun_path)) < 0)
 		return -ENAMETOOLONG;
 	len = snprintf(req, sizeof(req), "%s %u%s\n", unit, lines,
 	    follow ? LOGS_FOLLOW : "");

@@ -20,15 +20,6 @@
 #define RUN_EXIT_CANNOT 125 /* as docker run and podman run: not run */
 
 static int
-socket_path(const struct zdd_config *cfg, char *out, size_t n)
-{
-	int len =
-	    snprintf(out, n, "%s/%s-run.sock", cfg->probe_socket_dir, cfg->app);
-
-	return len < 0 || (size_t)len >= n ? -ENAMETOOLONG : 0;
-}
-
-static int
 join_words(int argc, char *argv[], char *out, size_t n)
 {
 	size_t used = 0;
@@ -129,7 +120,8 @@ run_command(const char *config_path, int argc, char *argv[])
 	config_defaults(&cfg);
 	if (config_load(&cfg, config_path, false) < 0)
 		return ZDD_EXIT_USAGE;
-	if (socket_path(&cfg, sa.sun_path, sizeof(sa.sun_path)) < 0) {
+	if (app_socket_path(&cfg, "run", sa.sun_path, sizeof(sa.sun_path)) <
+	    0) {
 		log_err("run: the socket's path is too long");
 		return RUN_EXIT_CANNOT;
 	}

@@ -74,6 +74,8 @@ struct zdd_config {
 	char nginx_any_host[8];
 };
 
+int app_socket_path(
+    const struct zdd_config *cfg, const char *what, char *out, size_t n);
 void config_defaults(struct zdd_config *cfg);
 int config_set(struct zdd_config *cfg, const char *key, const char *value,
     const char *where);
@@ -256,7 +258,6 @@ int release_command_run(const struct zdd_config *cfg, const char *id,
     const char *command, char *why, size_t whylen);
 
 /* logs.c */
-int logs_socket_path(const struct zdd_config *cfg, char *out, size_t n);
 bool logs_unit_allowed(const struct zdd_config *cfg, const char *unit);
 #define LOGS_UNIT_MAX 128
 /* One request to the logs socket: "UNIT LINES[ follow]\n". */

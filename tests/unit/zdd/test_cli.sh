@@ -778,6 +778,9 @@ start=$(date +%s)
 rc=0; { timeout 20 "$ZDD" --config "$CONF" logs -f | head -n 1; } > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && has "app said goodbye" && ! has "a later line" && [ $(($(date +%s) - start)) -lt 4 ]
 ok $? "logs -f: ends as soon as its reader goes, not at the next line (6 s later)"
+i=0; while pgrep -f "$T/fake-journalctl" > /dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+[ -z "$(pgrep -f "$T/fake-journalctl")" ]
+ok $? "logs -f: the reader gone, logs-serve stops journalctl at once (not at its next line)"
 accept_socket_stop "$RUN/myapp-logs.sock"
 
 # --- env: the app's environment through the env socket (env-serve) -----------

@@ -971,6 +971,10 @@ test_probe(void)
 	ok(probe_socket_path(&c, NULL, path, sizeof(path)) == 0 &&
 		strcmp(path, "/run/myapp-probe.sock") == 0,
 	    "main probe socket path");
+	ok(app_socket_path(&c, "run", path, sizeof(path)) == 0 &&
+		strcmp(path, "/run/myapp-run.sock") == 0 &&
+		app_socket_path(&c, "logs", path, 16) == -ENAMETOOLONG,
+	    "the deploy user's sockets: PROBE_SOCKET_DIR/APP-WHAT.sock, bounded");
 	char unit[128];
 	ok(unit_name(
 	       &c, "side", "20261125101530-abc1234", unit, sizeof(unit)) == 0 &&
