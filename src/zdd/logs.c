@@ -10,8 +10,8 @@
  * APP-twin@<release-id>.service, APP-release@<release-id>.service, a
  * worker's, web process K's or a scheduled job's unit, or "app" for all
  * of them together; LINES 1..LOGS_LINES_MAX; "follow" runs journalctl
- * -f, which ends when the reader closes the connection (journalctl sees
- * the hang-up) or at the unit's RuntimeMaxSec=.
+ * --follow as a child instead, stopped when the reader closes the
+ * connection (see journalctl_follow) or at the unit's RuntimeMaxSec=.
  */
 #include <errno.h>
 #include <poll.h>
@@ -251,8 +251,8 @@ logs_serve(const struct zdd_config *cfg)
 /*
  * Copy what the server sends to stdout, bounded in size and time; when
  * following, for as long as it sends and our reader is there (ssh closing
- * the pipe shows as POLLERR on stdout, so we go, and journalctl sees the
- * connection hang up).
+ * the pipe shows as POLLERR on stdout, so we go, and logs-serve sees the
+ * connection hang up and stops journalctl).
  */
 static int
 logs_copy(int fd, bool follow)
