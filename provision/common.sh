@@ -25,7 +25,7 @@ if ! settings=$(engine_config list); then
 fi
 while IFS='=' read -r key value; do
 	case $key in
-	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE | NGINX_ANY_HOST | SANDBOX_GRANTS | \
+	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE | NGINX_ANY_HOST | HTTPS | TLS_CERTIFICATE | TLS_KEY | SANDBOX_GRANTS | \
 		BUILD_TIMEOUT | BUILD_MEMORY_MAX)
 		eval "$key=\$value"
 		;;

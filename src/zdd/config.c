@@ -6,7 +6,8 @@
  * This table is the one place a setting's default and validation live: the
  * package's scripts ask `myapp-zdd config` (config_cmd.c) instead of
  * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE,
- * NGINX_ANY_HOST) live in server.conf beside the engine's file; the engine does not use them.
+ * NGINX_ANY_HOST, HTTPS, TLS_CERTIFICATE, TLS_KEY) live in server.conf
+ * beside the engine's file; the engine does not use them.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,7 +33,9 @@ enum value_kind {
 	V_LISTEN,
 	V_HOSTS,
 	V_BOOL,
-	V_WEBHOOK
+	V_WEBHOOK,
+	V_HTTPS,
+	V_OPTFILE
 };
 
 struct key_spec {
@@ -89,6 +92,11 @@ static const struct key_spec keys[] = {
 	/* the site also answers for every Host no other nginx site names:
 	 * the server's addresses, whatever DNS or a NAT calls it */
 	STR("NGINX_ANY_HOST", V_BOOL, nginx_any_host, "true"),
+	/* none: port 80 only; certificate: also 443 with TLS_CERTIFICATE and
+	 * TLS_KEY (files root keeps), port 80 redirecting to it */
+	STR("HTTPS", V_HTTPS, https, "none"),
+	STR("TLS_CERTIFICATE", V_OPTFILE, tls_certificate, ""),
+	STR("TLS_KEY", V_OPTFILE, tls_key, ""),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -295,6 +303,13 @@ valid_kind(enum value_kind kind, const char *v)
 			if (!isgraph((unsigned char)*v))
 				return false;
 		return true;
+	case V_HTTPS:
+		return strcmp(v, "none") == 0 || strcmp(v, "certificate") == 0;
+	case V_OPTFILE:
+		/* it lands in nginx's configuration: nothing but a plain path */
+		return v[0] == '\0' ||
+		    (v[0] == '/' && plain_path(v) && strstr(v, "..") == NULL &&
+			strstr(v, "//") == NULL && v[strlen(v) - 1] != '/');
 	case V_UINT:
 		break;
 	}
@@ -334,6 +349,10 @@ kind_hint(enum value_kind kind)
 		return "a program name or absolute path";
 	case V_WEBHOOK:
 		return "empty, or an http:// or https:// URL without spaces";
+	case V_HTTPS:
+		return "none or certificate";
+	case V_OPTFILE:
+		return "empty, or an absolute path of letters, digits, '.', '_', '-'";
 	case V_UINT:
 		break;
 	}

@@ -72,6 +72,9 @@ struct zdd_config {
 	char server_name[ZDD_VALUE_MAX];
 	char nginx_site[8];
 	char nginx_any_host[8];
+	char https[16];
+	char tls_certificate[ZDD_PATH_MAX]; /* "": none */
+	char tls_key[ZDD_PATH_MAX];
 };
 
 int app_socket_path(

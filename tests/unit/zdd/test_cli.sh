@@ -683,7 +683,8 @@ template_default() { # QUESTION: its Default: in debian/templates
 }
 engine_default() { "$ZDD" config defaults | sed -n "s/^$1=//p"; }
 mismatch=
-for pair in server_name:SERVER_NAME listen:LISTEN branch:BRANCH keep_releases:KEEP_RELEASES nginx_site:NGINX_SITE; do
+for pair in server_name:SERVER_NAME listen:LISTEN branch:BRANCH keep_releases:KEEP_RELEASES nginx_site:NGINX_SITE \
+    https:HTTPS tls_certificate:TLS_CERTIFICATE tls_key:TLS_KEY; do
 	[ "$(template_default "${pair%%:*}")" = "$(engine_default "${pair#*:}")" ] || mismatch="$mismatch $pair"
 done
 [ -f "$TEMPLATES" ] && [ -z "$mismatch" ]
@@ -691,6 +692,19 @@ ok $? "debconf's defaults are the engine's (config defaults)${mismatch:+: differ
 rc=0; "$ZDD" config check 'LISTEN=/run/x;return 200 pwned;#.sock' > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && has "LISTEN: '/run/x;return 200 pwned;#.sock' is not valid"
 ok $? "config check: a hostile LISTEN is refused (exit 2), saying why"
+rc=0; "$ZDD" config check 'TLS_KEY=/etc/ssl/x;return 200' > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "TLS_KEY: '/etc/ssl/x;return 200' is not valid"
+ok $? "config check: a TLS_KEY nginx would read as more than a path is refused"
+rc=0; "$ZDD" config check TLS_CERTIFICATE=/etc/ssl/../shadow > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "TLS_CERTIFICATE: '/etc/ssl/../shadow' is not valid"
+ok $? "config check: a TLS_CERTIFICATE with '..' is refused"
+rc=0; "$ZDD" config check HTTPS=yes > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "HTTPS: 'yes' is not valid (expected none or certificate)"
+ok $? "config check: HTTPS is none or certificate"
+rc=0; "$ZDD" config check HTTPS=certificate TLS_CERTIFICATE=/etc/ssl/certs/a.pem \
+    TLS_KEY=/etc/ssl/private/a.key TLS_KEY= > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ]
+ok $? "config check: HTTPS with plain paths (or none) passes"
 rc=0; "$ZDD" config check 'SERVER_NAME=a.example.org b.example.org' LISTEN=8080 KEEP_RELEASES=2 \
     APP_ROOT=/srv/app > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ]
