@@ -25,7 +25,7 @@ if ! settings=$(engine_config list); then
 fi
 while IFS='=' read -r key value; do
 	case $key in
-	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE | NGINX_ANY_HOST | HTTPS | TLS_CERTIFICATE | TLS_KEY | SANDBOX_GRANTS | \
+	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE | NGINX_ANY_HOST | HTTPS | TLS_CERTIFICATE | TLS_KEY | LETSENCRYPT_EMAIL | ACME_SERVER | SANDBOX_GRANTS | \
 		BUILD_TIMEOUT | BUILD_MEMORY_MAX)
 		eval "$key=\$value"
 		;;
@@ -33,6 +33,24 @@ while IFS='=' read -r key value; do
 done <<EOT
 $settings
 EOT
+# HTTPS=letsencrypt: certbot's lineage of ours, and the webroot of its
+# challenges (the site serves it on port 80; nginx/myapp-zdd.conf names it).
+LETSENCRYPT_LIVE=/etc/letsencrypt/live/myapp-zdd
+LETSENCRYPT_WEBROOT=/var/lib/myapp-zdd/acme
+# acme_names: the names to certify, SERVER_NAME but localhost; stops the
+# step when none is left or one is a wildcard (HTTP-01 cannot prove one).
+acme_names() {
+	acme=
+	for n in $SERVER_NAME; do
+		case $n in
+		localhost) ;;
+		*'*'*) die "HTTPS=letsencrypt cannot certify the wildcard $n in SERVER_NAME (HTTP challenges only)" ;;
+		*) acme="$acme${acme:+ }$n" ;;
+		esac
+	done
+	[ -n "$acme" ] || die "HTTPS=letsencrypt needs SERVER_NAME to give this server's DNS name(s), not only localhost"
+	printf '%s\n' "$acme"
+}
 # check_setting KEY VALUE: the engine's verdict; a bad value stops the step.
 check_setting() { engine_config check "$1=$2" || die "$1: not changed (see above)"; }
 

@@ -6,7 +6,7 @@
  * This table is the one place a setting's default and validation live: the
  * package's scripts ask `myapp-zdd config` (config_cmd.c) instead of
  * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE,
- * NGINX_ANY_HOST, HTTPS, TLS_CERTIFICATE, TLS_KEY) live in server.conf
+ * NGINX_ANY_HOST, HTTPS and what it uses) live in server.conf
  * beside the engine's file; the engine does not use them.
  */
 #include <ctype.h>
@@ -35,7 +35,9 @@ enum value_kind {
 	V_BOOL,
 	V_WEBHOOK,
 	V_HTTPS,
-	V_OPTFILE
+	V_OPTFILE,
+	V_EMAIL,
+	V_ACME
 };
 
 struct key_spec {
@@ -93,10 +95,14 @@ static const struct key_spec keys[] = {
 	 * the server's addresses, whatever DNS or a NAT calls it */
 	STR("NGINX_ANY_HOST", V_BOOL, nginx_any_host, "true"),
 	/* none: port 80 only; certificate: also 443 with TLS_CERTIFICATE and
-	 * TLS_KEY (files root keeps), port 80 redirecting to it */
+	 * TLS_KEY (files root keeps), port 80 redirecting to it; letsencrypt:
+	 * the same with a certificate certbot gets from ACME_SERVER */
 	STR("HTTPS", V_HTTPS, https, "none"),
 	STR("TLS_CERTIFICATE", V_OPTFILE, tls_certificate, ""),
 	STR("TLS_KEY", V_OPTFILE, tls_key, ""),
+	STR("LETSENCRYPT_EMAIL", V_EMAIL, letsencrypt_email, ""),
+	STR("ACME_SERVER", V_ACME, acme_server,
+	    "https://acme-v02.api.letsencrypt.org/directory"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -254,6 +260,20 @@ valid_hosts(const char *s)
 	return true;
 }
 
+/* An address certbot passes on: LOCAL@DOMAIN of plain characters. */
+static bool
+valid_email(const char *s)
+{
+	const char *at = strchr(s, '@');
+
+	if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@'))
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._%+-@", *s))
+			return false;
+	return true;
+}
+
 static bool
 valid_kind(enum value_kind kind, const char *v)
 {
@@ -304,7 +324,18 @@ valid_kind(enum value_kind kind, const char *v)
 				return false;
 		return true;
 	case V_HTTPS:
-		return strcmp(v, "none") == 0 || strcmp(v, "certificate") == 0;
+		return strcmp(v, "none") == 0 ||
+		    strcmp(v, "certificate") == 0 ||
+		    strcmp(v, "letsencrypt") == 0;
+	case V_EMAIL:
+		return v[0] == '\0' || valid_email(v);
+	case V_ACME:
+		if (strncmp(v, "https://", 8) != 0 || v[8] == '\0')
+			return false;
+		for (; *v != '\0'; v++)
+			if (!isgraph((unsigned char)*v) || strchr("\"'\\", *v))
+				return false;
+		return true;
 	case V_OPTFILE:
 		/* it lands in nginx's configuration: nothing but a plain path */
 		return v[0] == '\0' ||
@@ -350,7 +381,11 @@ kind_hint(enum value_kind kind)
 	case V_WEBHOOK:
 		return "empty, or an http:// or https:// URL without spaces";
 	case V_HTTPS:
-		return "none or certificate";
+		return "none, certificate or letsencrypt";
+	case V_EMAIL:
+		return "empty, or an e-mail address";
+	case V_ACME:
+		return "an https:// URL without spaces or quotes";
 	case V_OPTFILE:
 		return "empty, or an absolute path of letters, digits, '.', '_', '-'";
 	case V_UINT:

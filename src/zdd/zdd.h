@@ -75,6 +75,8 @@ struct zdd_config {
 	char https[16];
 	char tls_certificate[ZDD_PATH_MAX]; /* "": none */
 	char tls_key[ZDD_PATH_MAX];
+	char letsencrypt_email[ZDD_VALUE_MAX];
+	char acme_server[ZDD_VALUE_MAX];
 };
 
 int app_socket_path(

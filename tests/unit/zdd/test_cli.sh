@@ -684,7 +684,7 @@ template_default() { # QUESTION: its Default: in debian/templates
 engine_default() { "$ZDD" config defaults | sed -n "s/^$1=//p"; }
 mismatch=
 for pair in server_name:SERVER_NAME listen:LISTEN branch:BRANCH keep_releases:KEEP_RELEASES nginx_site:NGINX_SITE \
-    https:HTTPS tls_certificate:TLS_CERTIFICATE tls_key:TLS_KEY; do
+    https:HTTPS tls_certificate:TLS_CERTIFICATE tls_key:TLS_KEY letsencrypt_email:LETSENCRYPT_EMAIL; do
 	[ "$(template_default "${pair%%:*}")" = "$(engine_default "${pair#*:}")" ] || mismatch="$mismatch $pair"
 done
 [ -f "$TEMPLATES" ] && [ -z "$mismatch" ]
@@ -699,10 +699,19 @@ rc=0; "$ZDD" config check TLS_CERTIFICATE=/etc/ssl/../shadow > "$T/out" 2>&1 || 
 [ "$rc" -eq 2 ] && has "TLS_CERTIFICATE: '/etc/ssl/../shadow' is not valid"
 ok $? "config check: a TLS_CERTIFICATE with '..' is refused"
 rc=0; "$ZDD" config check HTTPS=yes > "$T/out" 2>&1 || rc=$?
-[ "$rc" -eq 2 ] && has "HTTPS: 'yes' is not valid (expected none or certificate)"
-ok $? "config check: HTTPS is none or certificate"
+[ "$rc" -eq 2 ] && has "HTTPS: 'yes' is not valid (expected none, certificate or letsencrypt)"
+ok $? "config check: HTTPS is none, certificate or letsencrypt"
+rc=0; "$ZDD" config check 'LETSENCRYPT_EMAIL=a@b --server=http://evil' > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "LETSENCRYPT_EMAIL: 'a@b --server=http://evil' is not valid"
+ok $? "config check: a LETSENCRYPT_EMAIL that would be more than an address for certbot is refused"
+rc=0; "$ZDD" config check ACME_SERVER=http://acme.example/dir > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "ACME_SERVER: 'http://acme.example/dir' is not valid"
+ok $? "config check: ACME_SERVER must be https"
+[ "$(engine_default ACME_SERVER)" = https://acme-v02.api.letsencrypt.org/directory ]
+ok $? "ACME_SERVER is Let's Encrypt's by default"
 rc=0; "$ZDD" config check HTTPS=certificate TLS_CERTIFICATE=/etc/ssl/certs/a.pem \
-    TLS_KEY=/etc/ssl/private/a.key TLS_KEY= > "$T/out" 2>&1 || rc=$?
+    TLS_KEY=/etc/ssl/private/a.key TLS_KEY= HTTPS=letsencrypt LETSENCRYPT_EMAIL=ops+tls@example.org \
+    LETSENCRYPT_EMAIL= ACME_SERVER=https://localhost:14000/dir > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ]
 ok $? "config check: HTTPS with plain paths (or none) passes"
 rc=0; "$ZDD" config check 'SERVER_NAME=a.example.org b.example.org' LISTEN=8080 KEEP_RELEASES=2 \
