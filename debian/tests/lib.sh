@@ -102,6 +102,36 @@ http_eventually() {
 	printf '%s' "$r"
 }
 
+# set_server_conf KEY=VALUE…: an admin's edit of /etc/myapp-zdd/server.conf
+# (the file wins over debconf's stored answers; a reconfigure applies it).
+set_server_conf() {
+	for kv in "$@"; do
+		sed -i "/^${kv%%=*}=/d" /etc/myapp-zdd/server.conf
+		printf '%s\n' "$kv" >>/etc/myapp-zdd/server.conf
+	done
+}
+# test_ca KEY CERT CN: a CA of the test's own, for two days (with the
+# extensions a strict verifier wants: Python 3.13's default one does).
+test_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$3" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+		-keyout "$1" -out "$2" 2>/dev/null
+}
+# test_cert CA_KEY CA_CERT KEY CERT SAN: a server certificate that CA signs,
+# for SAN (subjectAltName, e.g. DNS:zdd.test,IP:127.0.0.1), for two days.
+test_cert() {
+	tc_dir=$(mktemp -d)
+	openssl req -newkey rsa:2048 -nodes -subj /CN=zdd-test -keyout "$3" -out "$tc_dir/csr" 2>/dev/null
+	printf '%s\n' "subjectAltName=$5" basicConstraints=CA:FALSE \
+		keyUsage=critical,digitalSignature,keyEncipherment extendedKeyUsage=serverAuth \
+		authorityKeyIdentifier=keyid,issuer subjectKeyIdentifier=hash >"$tc_dir/ext"
+	openssl x509 -req -in "$tc_dir/csr" -CA "$2" -CAkey "$1" -set_serial "0x$(openssl rand -hex 8)" \
+		-days 2 -extfile "$tc_dir/ext" -out "$4" 2>/dev/null
+	tc_rc=$?
+	rm -rf "$tc_dir"
+	return $tc_rc
+}
+
 # check_load NAME JSON STATUS [WINDOWS]: the verdict on one zdd-load run,
 # started with --verify --fail-on-error --json JSON (and --windows WINDOWS);
 # STATUS is the client's exit status as `wait` returned it. Asserts: it
