@@ -23,13 +23,13 @@ if ! settings=$(engine_config list); then
 	[ -n "${ZDD_SETTING_STEP:-}" ] || die "the settings in $ZDD_ETC are not valid (see above)"
 	settings=$(engine_config defaults)
 fi
+# Every setting becomes the shell variable of its name (APP, LISTEN,
+# HTTPS...); the value is assigned, never evaluated.
 while IFS='=' read -r key value; do
 	case $key in
-	APP | DEPLOY_USER | REPO | APP_ROOT | BRANCH | KEEP_RELEASES | LISTEN | SERVER_NAME | NGINX_SITE | NGINX_ANY_HOST | HTTPS | TLS_CERTIFICATE | TLS_KEY | LETSENCRYPT_EMAIL | ACME_SERVER | SANDBOX_GRANTS | \
-		BUILD_TIMEOUT | BUILD_MEMORY_MAX)
-		eval "$key=\$value"
-		;;
+	'' | *[!A-Z0-9_]* | [0-9]*) continue ;;
 	esac
+	eval "$key=\$value"
 done <<EOT
 $settings
 EOT

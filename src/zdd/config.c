@@ -5,8 +5,8 @@
  *
  * This table is the one place a setting's default and validation live: the
  * package's scripts ask `myapp-zdd config` (config_cmd.c) instead of
- * repeating them. The site settings (LISTEN, SERVER_NAME, NGINX_SITE,
- * NGINX_ANY_HOST, HTTPS and what it uses) live in server.conf
+ * repeating them. The site settings (the SITE rows: LISTEN, SERVER_NAME,
+ * NGINX_*, HTTPS and what it uses; `config keys site`) live in server.conf
  * beside the engine's file; the engine does not use them.
  */
 #include <ctype.h>
@@ -47,6 +47,7 @@ struct key_spec {
 	const char *def; /* the default */
 	enum value_kind kind;
 	unsigned min, max; /* for numbers */
+	bool site;         /* in server.conf, for the package's scripts */
 };
 
 #define STR(k, kd, field, d) \
@@ -54,6 +55,14 @@ struct key_spec {
 		.key = (k), .kind = (kd), \
 		.offset = offsetof(struct zdd_config, field), \
 		.size = sizeof(((struct zdd_config *)0)->field), .def = (d) \
+	}
+/* a site setting (server.conf) */
+#define SITE(k, kd, field, d) \
+	{ \
+		.key = (k), .kind = (kd), \
+		.offset = offsetof(struct zdd_config, field), \
+		.size = sizeof(((struct zdd_config *)0)->field), .def = (d), \
+		.site = true \
 	}
 #define NUM(k, field, lo, hi, d) \
 	{ \
@@ -88,20 +97,20 @@ static const struct key_spec keys[] = {
 	STR("GIT", V_PROGRAM, git, "git"),
 	STR("SYSTEMD_ANALYZE", V_PROGRAM, systemd_analyze, "systemd-analyze"),
 	/* the site's, in server.conf */
-	STR("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
-	STR("SERVER_NAME", V_HOSTS, server_name, "localhost"),
-	STR("NGINX_SITE", V_BOOL, nginx_site, "true"),
+	SITE("LISTEN", V_LISTEN, listen, "/run/myapp.sock"),
+	SITE("SERVER_NAME", V_HOSTS, server_name, "localhost"),
+	SITE("NGINX_SITE", V_BOOL, nginx_site, "true"),
 	/* the site also answers for every Host no other nginx site names:
 	 * the server's addresses, whatever DNS or a NAT calls it */
-	STR("NGINX_ANY_HOST", V_BOOL, nginx_any_host, "true"),
+	SITE("NGINX_ANY_HOST", V_BOOL, nginx_any_host, "true"),
 	/* none: port 80 only; certificate: also 443 with TLS_CERTIFICATE and
 	 * TLS_KEY (files root keeps), port 80 redirecting to it; letsencrypt:
 	 * the same with a certificate certbot gets from ACME_SERVER */
-	STR("HTTPS", V_HTTPS, https, "none"),
-	STR("TLS_CERTIFICATE", V_OPTFILE, tls_certificate, ""),
-	STR("TLS_KEY", V_OPTFILE, tls_key, ""),
-	STR("LETSENCRYPT_EMAIL", V_EMAIL, letsencrypt_email, ""),
-	STR("ACME_SERVER", V_ACME, acme_server,
+	SITE("HTTPS", V_HTTPS, https, "none"),
+	SITE("TLS_CERTIFICATE", V_OPTFILE, tls_certificate, ""),
+	SITE("TLS_KEY", V_OPTFILE, tls_key, ""),
+	SITE("LETSENCRYPT_EMAIL", V_EMAIL, letsencrypt_email, ""),
+	SITE("ACME_SERVER", V_ACME, acme_server,
 	    "https://acme-v02.api.letsencrypt.org/directory"),
 };
 
@@ -550,6 +559,12 @@ const char *
 config_key_default(size_t i)
 {
 	return i < NKEYS ? keys[i].def : NULL;
+}
+
+bool
+config_key_is_site(size_t i)
+{
+	return i < NKEYS && keys[i].site;
 }
 
 bool

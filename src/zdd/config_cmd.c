@@ -3,7 +3,9 @@
  * scripts (provision/, the maintainer scripts), so that they ask the engine
  * instead of repeating them.
  *
- *   config defaults            KEY=default, every setting
+ *   config defaults [engine|site]  KEY=default, every setting (or the
+ *                              engine's file's, or server.conf's)
+ *   config keys [engine|site]  their names, one a line
  *   config list                KEY=value as the files make it
  *   config get KEY             one value
  *   config check               the files hold only valid values
@@ -77,15 +79,43 @@ check_pairs(int argc, char *argv[])
 	return rc;
 }
 
+/* "", "engine" or "site": which keys; -1 for another word. */
+static int
+which_keys(int argc, char *argv[])
+{
+	if (argc == 1)
+		return 0;
+	if (argc == 2 && strcmp(argv[1], "engine") == 0)
+		return 1;
+	if (argc == 2 && strcmp(argv[1], "site") == 0)
+		return 2;
+	return -1;
+}
+
+static bool
+key_wanted(size_t i, int which)
+{
+	return which == 0 || (which == 2) == config_key_is_site(i);
+}
+
 int
 config_command(const char *config_path, int argc, char *argv[])
 {
 	const char *what = argc > 0 ? argv[0] : "";
 	struct zdd_config cfg;
+	int which = which_keys(argc, argv);
 
-	if (strcmp(what, "defaults") == 0 && argc == 1) {
-		for (size_t i = 0; i < config_nkeys(); i++)
-			printf("%s=%s\n", config_key(i), config_key_default(i));
+	if ((strcmp(what, "defaults") == 0 || strcmp(what, "keys") == 0) &&
+	    which >= 0) {
+		for (size_t i = 0; i < config_nkeys(); i++) {
+			if (!key_wanted(i, which))
+				continue;
+			if (what[0] == 'k')
+				printf("%s\n", config_key(i));
+			else
+				printf("%s=%s\n", config_key(i),
+				    config_key_default(i));
+		}
 		return ZDD_EXIT_OK;
 	}
 	if (strcmp(what, "check") == 0 && argc > 1)
@@ -120,7 +150,8 @@ config_command(const char *config_path, int argc, char *argv[])
 		return ZDD_EXIT_OK;
 	}
 	fprintf(stderr,
-	    "usage: myapp-zdd [--config FILE] config defaults|list|check|"
-	    "get KEY|check KEY=VALUE...\n");
+	    "usage: myapp-zdd [--config FILE] config "
+	    "defaults|keys [engine|site], list, check, get KEY, "
+	    "check KEY=VALUE...\n");
 	return ZDD_EXIT_USAGE;
 }

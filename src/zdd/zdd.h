@@ -90,6 +90,7 @@ int config_load(struct zdd_config *cfg, const char *path, bool must_exist);
 size_t config_nkeys(void);
 const char *config_key(size_t i);
 const char *config_key_default(size_t i);
+bool config_key_is_site(size_t i);
 bool config_known(const char *key);
 int config_value(const struct zdd_config *cfg, size_t i, char *out, size_t n);
 

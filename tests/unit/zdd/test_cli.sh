@@ -689,6 +689,17 @@ for pair in server_name:SERVER_NAME listen:LISTEN branch:BRANCH keep_releases:KE
 done
 [ -f "$TEMPLATES" ] && [ -z "$mismatch" ]
 ok $? "debconf's defaults are the engine's (config defaults)${mismatch:+: differ:$mismatch}"
+site_keys=$("$ZDD" config keys site | tr '\n' ' ')
+engine_keys=$("$ZDD" config keys engine | tr '\n' ' ')
+[ "$site_keys" = "LISTEN SERVER_NAME NGINX_SITE NGINX_ANY_HOST HTTPS TLS_CERTIFICATE TLS_KEY LETSENCRYPT_EMAIL ACME_SERVER " ] &&
+    case " $engine_keys" in *" BRANCH "*) true ;; *) false ;; esac &&
+    [ $(($(printf '%s' "$site_keys" | wc -w) + $(printf '%s' "$engine_keys" | wc -w))) -eq "$("$ZDD" config defaults | wc -l)" ] &&
+    [ "$("$ZDD" config defaults site | cut -d= -f1 | tr '\n' ' ')" = "$site_keys" ] &&
+    ! "$ZDD" config defaults engine | grep -q '^HTTPS='
+ok $? "config keys|defaults site|engine: server.conf's keys and the engine file's split every setting"
+rc=0; "$ZDD" config keys others > "$T/out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && has "usage:"
+ok $? "config keys of another kind: usage (exit 2)"
 rc=0; "$ZDD" config check 'LISTEN=/run/x;return 200 pwned;#.sock' > "$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] && has "LISTEN: '/run/x;return 200 pwned;#.sock' is not valid"
 ok $? "config check: a hostile LISTEN is refused (exit 2), saying why"
