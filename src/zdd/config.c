@@ -50,19 +50,18 @@ struct key_spec {
 	bool site;         /* in server.conf, for the package's scripts */
 };
 
+#define STRING_SPEC(k, kd, field, d) \
+	.key = (k), .kind = (kd), \
+	.offset = offsetof(struct zdd_config, field), \
+	.size = sizeof(((struct zdd_config *)0)->field), .def = (d)
 #define STR(k, kd, field, d) \
 	{ \
-		.key = (k), .kind = (kd), \
-		.offset = offsetof(struct zdd_config, field), \
-		.size = sizeof(((struct zdd_config *)0)->field), .def = (d) \
+		STRING_SPEC(k, kd, field, d) \
 	}
 /* a site setting (server.conf) */
 #define SITE(k, kd, field, d) \
 	{ \
-		.key = (k), .kind = (kd), \
-		.offset = offsetof(struct zdd_config, field), \
-		.size = sizeof(((struct zdd_config *)0)->field), .def = (d), \
-		.site = true \
+		STRING_SPEC(k, kd, field, d), .site = true \
 	}
 #define NUM(k, field, lo, hi, d) \
 	{ \
@@ -198,15 +197,22 @@ plain_path(const char *s)
 	return true;
 }
 
+/* An absolute plain path, no "..", no "//", no trailing '/'. */
+static bool
+plain_absolute_path(const char *s)
+{
+	return s[0] == '/' && plain_path(s) && strstr(s, "..") == NULL &&
+	    strstr(s, "//") == NULL && s[strlen(s) - 1] != '/';
+}
+
 /* A tree of the deploy user's: /DIR/NAME at least, plain, no "..". */
 static bool
 valid_tree(const char *s)
 {
 	const char *second = strchr(s + 1, '/');
 
-	return s[0] == '/' && plain_path(s) && strstr(s, "..") == NULL &&
-	    strstr(s, "//") == NULL && s[strlen(s) - 1] != '/' &&
-	    second != NULL && second > s + 1 && second[1] != '\0';
+	return plain_absolute_path(s) && second != NULL && second > s + 1 &&
+	    second[1] != '\0';
 }
 
 static bool
@@ -347,9 +353,7 @@ valid_kind(enum value_kind kind, const char *v)
 		return true;
 	case V_OPTFILE:
 		/* it lands in nginx's configuration: nothing but a plain path */
-		return v[0] == '\0' ||
-		    (v[0] == '/' && plain_path(v) && strstr(v, "..") == NULL &&
-			strstr(v, "//") == NULL && v[strlen(v) - 1] != '/');
+		return v[0] == '\0' || plain_absolute_path(v);
 	case V_UINT:
 		break;
 	}
